@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the lab target image without a registry: debootstrap -> docker import -> Dockerfile.
+# Each stage is tagged with a digest of its inputs, so a rerun with unchanged inputs builds nothing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+base_packages="openssh-server,nginx-light,python3,openssl,procps,iproute2"
+suite="bookworm"
+base_digest=$(printf '%s %s' "$suite" "$base_packages" | sha256sum | cut -c1-12)
+base_image="preflight-lab-base:$base_digest"
+
+if ! docker image inspect "$base_image" >/dev/null 2>&1; then
+    rootfs=$(mktemp -d /tmp/preflight-rootfs.XXXXXX)
+    trap 'rm -rf "$rootfs"' EXIT
+    echo "lab: debootstrap $suite with $base_packages (about a minute)"
+    debootstrap --variant=minbase --include="$base_packages" "$suite" "$rootfs" >"$rootfs.log" 2>&1 \
+        || { tail -20 "$rootfs.log"; exit 1; }
+    rm -f "$rootfs.log"
+    tar -C "$rootfs" -c . | docker import - "$base_image" >/dev/null
+    rm -rf "$rootfs"
+    trap - EXIT
+fi
+
+target_digest=$( (echo "$base_image"; cd "$here/target" && find . -type f | sort | xargs sha256sum) | sha256sum | cut -c1-12)
+target_image="preflight-lab-target:$target_digest"
+if ! docker image inspect "$target_image" >/dev/null 2>&1; then
+    echo "lab: building $target_image"
+    docker build --build-arg BASE="$base_image" -t "$target_image" "$here/target" >/tmp/preflight-lab-build.log 2>&1 \
+        || { tail -30 /tmp/preflight-lab-build.log; exit 1; }
+fi
+docker tag "$target_image" preflight-lab-target:latest
+echo "lab: preflight-lab-target:latest is $target_image"

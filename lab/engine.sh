@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sourced by the test and try-it scripts: install what the lab needs if it is missing, and start dockerd.
+# Works on a fresh Debian machine as root; nothing here reaches anything but the Debian package mirror.
+
+lab_install_packages() {
+    local missing=()
+    command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+    command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    command -v ssh-keyscan >/dev/null 2>&1 || missing+=(openssh-client)
+    command -v nft >/dev/null 2>&1 || missing+=(nftables)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "lab: installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+lab_start_docker() {
+    if docker info >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "lab: starting dockerd (log: /var/log/preflight-dockerd.log)"
+    setsid dockerd >/var/log/preflight-dockerd.log 2>&1 < /dev/null &
+    local waited=0
+    until docker info >/dev/null 2>&1; do
+        if [ "$waited" -ge 60 ]; then
+            echo "lab: dockerd did not answer within 60 s" >&2
+            tail -20 /var/log/preflight-dockerd.log >&2
+            return 1
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+}
+
+lab_ready() {
+    lab_install_packages
+    lab_start_docker
+    bash "$(dirname "${BASH_SOURCE[0]}")/build.sh"
+}

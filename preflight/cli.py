@@ -1,0 +1,129 @@
+"""Command line: parse arguments, wire the stages together, choose the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from preflight import __version__
+from preflight.inventory import Inventory, load_inventory
+from preflight.located_yaml import ConfigError
+from preflight.model import HostReport
+from preflight.plan import build_plan
+from preflight.probes import registry
+from preflight.profiles import load_profiles
+from preflight.render import html as html_report
+from preflight.render import json as json_report
+from preflight.render import terminal
+from preflight.runner import run_plan
+
+EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CONCURRENCY = 32
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 4096:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 4096, not {text!r}")
+    return int(text)
+
+
+def _kinds(text: str) -> list[str]:
+    known = sorted(registry())
+    kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in known]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown check kind {', '.join(unknown) or text!r}; known: {', '.join(known)}")
+    return kinds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="preflight", description="Prove PBXware and SERVERware hosts are ready for remote support.")
+    parser.add_argument("--version", action="version", version=f"preflight {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check = commands.add_parser("check", help="probe every host in an inventory and report readiness")
+    check.add_argument("inventory", type=Path, metavar="INVENTORY")
+    check.add_argument("--json", metavar="PATH|-", help="write the JSON report to PATH, or to stdout with -")
+    check.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report to PATH")
+    check.add_argument("--host", action="extend", nargs="+", default=[], metavar="NAME", help="check only these hosts")
+    check.add_argument(
+        "--only", type=_kinds, default=[], metavar="KIND,...", help=f"run only these kinds of check: {', '.join(sorted(registry()))}"
+    )
+    check.add_argument(
+        "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="deadline for each check (default %(default)s)"
+    )
+    check.add_argument(
+        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N", help="hosts checked at once (default %(default)s)"
+    )
+
+    validate = commands.add_parser("validate", help="check an inventory file without probing anything")
+    validate.add_argument("inventory", type=Path, metavar="INVENTORY")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        profiles = load_profiles(known_checks=frozenset(registry()))
+        inventory = load_inventory(args.inventory, profiles)
+        if args.command == "validate":
+            print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
+            return EXIT_READY
+        inventory = _select_hosts(inventory, args.host)
+        for option, path in (("--json", args.json), ("--html", args.html)):
+            if path is not None and str(path) != "-" and not Path(path).parent.resolve().is_dir():
+                raise UsageError(f"{option} {path}: the folder does not exist")
+    except (ConfigError, UsageError) as exc:
+        print(f"preflight: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    human = sys.stderr if args.json == "-" else sys.stdout
+
+    def progress(host: HostReport) -> None:
+        print("\n".join(terminal.host_lines(host)), file=human, flush=True)
+
+    plans = build_plan(inventory, profiles, args.only)
+    report = run_plan(plans, timeout=args.timeout, concurrency=args.concurrency, on_host_done=progress)
+    print(terminal.summary_line(report), file=human)
+    if args.json == "-":
+        sys.stdout.write(json_report.render(report))
+    elif args.json:
+        Path(args.json).write_text(json_report.render(report), encoding="utf-8")
+        print(f"JSON report: {args.json}", file=human)
+    if args.html:
+        args.html.write_text(html_report.render(report), encoding="utf-8")
+        print(f"HTML report: {args.html}", file=human)
+    return EXIT_READY if report.ready else EXIT_NOT_READY
+
+
+def _select_hosts(inventory: Inventory, names: Sequence[str]) -> Inventory:
+    if not names:
+        return inventory
+    known = {host.name for host in inventory.hosts}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UsageError(f"--host {unknown[0]}: no such host in {inventory.path.name}; known: {', '.join(sorted(known))}")
+    return Inventory(inventory.path, tuple(host for host in inventory.hosts if host.name in names))

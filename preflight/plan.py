@@ -1,0 +1,33 @@
+"""Turns an inventory and the product profiles into the checks to run on each host."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from preflight.inventory import Host, Inventory
+from preflight.probes import registry
+from preflight.profiles import Profile
+from preflight.target import Target
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    host: Host
+    targets: tuple[Target, ...]
+
+
+def build_plan(inventory: Inventory, profiles: Mapping[str, Profile], only: Collection[str] = ()) -> list[HostPlan]:
+    """The checks each host's profile asks for, narrowed to the kinds in `only` when it is given."""
+    probes = registry()
+    plans = []
+    for host in inventory.hosts:
+        profile = profiles[host.product]
+        targets = [
+            target
+            for kind in profile.checks
+            if not only or kind in only
+            for target in probes[kind].plan(host, profile)
+        ]
+        plans.append(HostPlan(host, tuple(targets)))
+    return plans

@@ -1,0 +1,190 @@
+"""gui-login/<port>: support must be able to log in to the Web GUI with the credentials you provide."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+from preflight.deadline import Deadline
+from preflight.inventory import Host
+from preflight.model import Finding, Status
+from preflight.profiles import Profile
+from preflight.target import Target
+
+REQUIREMENT = "Support logs in to the Web GUI on TCP {port} with the GUI username and password you provide."
+_BODY_LIMIT = 1 << 20
+_MAX_REDIRECTS = 5
+_USERNAME_HINTS = ("user", "login", "email", "name")
+
+# PBX Web GUIs normally use self-signed certificates; the login must still be tried.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def plan(host: Host, profile: Profile) -> list[Target]:
+    port = profile.gui_login.port
+    return [
+        Target(
+            check_id=f"gui-login/{port}",
+            requirement=REQUIREMENT.format(port=port),
+            host=host,
+            profile=profile,
+            port=port,
+            needs=f"tcp/{port}",
+        )
+    ]
+
+
+@dataclass
+class LoginForm:
+    action: str = ""
+    method: str = "get"
+    fields: dict[str, str] = field(default_factory=dict)
+    text_fields: list[str] = field(default_factory=list)
+    password_fields: list[str] = field(default_factory=list)
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[LoginForm] = []
+        self._current: LoginForm | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self._current = LoginForm(action=attributes.get("action", ""), method=attributes.get("method", "get").lower())
+            self.forms.append(self._current)
+        elif tag == "input" and self._current is not None and attributes.get("name"):
+            name, kind = attributes["name"], attributes.get("type", "text").lower()
+            if kind == "password":
+                self._current.password_fields.append(name)
+            elif kind in ("text", "email"):
+                self._current.text_fields.append(name)
+            elif kind not in ("submit", "button", "image", "reset", "checkbox", "radio", "file"):
+                self._current.fields[name] = attributes.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._current = None
+
+
+def find_login_form(html: str) -> LoginForm | None:
+    """The first form on the page that has a password field."""
+    parser = _FormParser()
+    parser.feed(html)
+    return next((form for form in parser.forms if form.password_fields), None)
+
+
+def username_field(form: LoginForm) -> str | None:
+    hinted = [name for name in form.text_fields if any(hint in name.lower() for hint in _USERNAME_HINTS)]
+    return (hinted or form.text_fields or [None])[0]
+
+
+@dataclass(frozen=True)
+class _Page:
+    url: str
+    status: int
+    body: str
+    redirects: tuple[str, ...]
+
+
+class _OffHost(Exception):
+    pass
+
+
+def run(target: Target, deadline: Deadline) -> Finding:
+    assert target.ip is not None and target.port is not None
+    port, gui = target.port, target.host.gui
+    if not gui.username or gui.password is None:
+        return Finding(
+            Status.FAIL,
+            "Web GUI username and password not provided",
+            {"port": port},
+            "Support needs the Web GUI login: add gui.username and gui.password to this host in the inventory.",
+        )
+    required = target.profile.port(port)
+    scheme = "https" if required is None or required.service == "https" else "http"
+    origin = f"{scheme}://{_url_host(target.ip)}:{port}"
+    evidence: dict[str, Any] = {"url": origin + target.profile.gui_login.path}
+    with requests.Session() as session:
+        session.trust_env = False
+        session.verify = False
+        try:
+            page = _fetch(session, "GET", evidence["url"], origin, deadline)
+            evidence["login_page_status"] = page.status
+            form = find_login_form(page.body)
+            if form is None:
+                return Finding(
+                    Status.FAIL,
+                    f"no login form found at {urlsplit(page.url).path} (HTTP {page.status})",
+                    evidence,
+                    f"TCP {port} must reach the system's Web GUI login page. Check that the port is forwarded to the "
+                    "system itself and not to another web server.",
+                )
+            user_field = username_field(form)
+            data = dict(form.fields)
+            if user_field:
+                data[user_field] = gui.username
+            data[form.password_fields[0]] = gui.password.get_secret_value()
+            action = urljoin(page.url, form.action or page.url)
+            evidence["form_action"] = urlsplit(action).path
+            method = "POST" if form.method == "post" else "GET"
+            result = _fetch(session, method, action, origin, deadline, data)
+        except _OffHost as exc:
+            return Finding(Status.FAIL, f"the Web GUI redirected to another host ({exc})", evidence, _REACH_ADVICE.format(port=port))
+        except requests.Timeout:
+            return Finding(Status.FAIL, f"the Web GUI on TCP {port} did not answer in time", evidence, _REACH_ADVICE.format(port=port))
+        except requests.RequestException as exc:
+            return Finding(Status.FAIL, f"the Web GUI on TCP {port} failed: {type(exc).__name__}", evidence, _REACH_ADVICE.format(port=port))
+        evidence["after_login_status"] = result.status
+        evidence["after_login_path"] = urlsplit(result.url).path
+        evidence["redirects"] = list(result.redirects)
+        evidence["cookies"] = sorted(session.cookies.keys())
+    if result.status >= 400:
+        return Finding(
+            Status.FAIL,
+            f"Web GUI login refused with HTTP {result.status}",
+            evidence,
+            "Check the Web GUI username and password in the inventory; log in once by hand to confirm them.",
+        )
+    if find_login_form(result.body) is not None:
+        return Finding(
+            Status.FAIL,
+            "Web GUI login refused: the login form came back (wrong username or password)",
+            evidence,
+            "Check the Web GUI username and password in the inventory; log in once by hand to confirm them.",
+        )
+    return Finding(Status.PASS, f"Web GUI login works on TCP {port}", evidence)
+
+
+_REACH_ADVICE = "Make sure TCP {port} is forwarded to the system's Web GUI and that it answers over HTTPS."
+
+
+def _url_host(ip: str) -> str:
+    return f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+
+
+def _fetch(
+    session: requests.Session, method: str, url: str, origin: str, deadline: Deadline, data: dict[str, str] | None = None
+) -> _Page:
+    """One request, then redirects on the same origin only, with every wait capped by the deadline."""
+    redirects: list[str] = []
+    for _ in range(_MAX_REDIRECTS + 1):
+        timeout = deadline.cap(deadline.remaining())
+        with session.request(method, url, data=data, allow_redirects=False, stream=True, timeout=timeout) as response:
+            body = response.raw.read(_BODY_LIMIT, decode_content=True).decode(response.encoding or "utf-8", errors="replace")
+            location = response.headers.get("Location")
+            if not (response.is_redirect and location):
+                return _Page(url, response.status_code, body, tuple(redirects))
+        url = urljoin(url, location)
+        if not url.startswith(origin + "/") and url != origin:
+            raise _OffHost(urlsplit(url).netloc)
+        redirects.append(urlsplit(url).path)
+        method, data = "GET", None
+    raise requests.TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects")

@@ -1,0 +1,29 @@
+"""The HTML report: one self-contained page for people, rendered by jinja2 with autoescape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jinja2
+
+from preflight.model import RunReport
+from preflight.render.json import to_document
+from preflight.resources import data_dir
+
+TEMPLATE = "report.html.j2"
+
+
+def render(report: RunReport) -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(data_dir("reports")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["evidence_text"] = evidence_text
+    return environment.get_template(TEMPLATE).render(report=to_document(report))
+
+
+def evidence_text(value: Any) -> str:
+    """Evidence as a person reads it: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,175 @@
+"""The container lab: real sshd and nginx targets started with testcontainers, and a way to run preflight on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+# Ryuk's image cannot be pulled here; containers are removed by the fixtures instead.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+LAB_IMAGE = os.environ.get("PREFLIGHT_LAB_IMAGE", "preflight-lab-target:latest")
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((REPO / "reports" / "report.schema.json").read_text())
+READY_WAIT_SECONDS = 60.0
+
+
+def new_secret(label: str) -> str:
+    """A password unique to this test run, so a grep for it cannot match anything by chance."""
+    return f"{label}-{secrets.token_urlsafe(12)}"
+
+
+@dataclass
+class LabTarget:
+    ip: str
+    container_id: str
+    root_password: str
+    gui_username: str
+    gui_password: str
+
+    def logs(self) -> str:
+        completed = subprocess.run(["docker", "logs", self.container_id], capture_output=True, text=True, timeout=30)
+        return completed.stdout + completed.stderr
+
+
+def docker_unavailable_reason() -> str | None:
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+        client.images.get(LAB_IMAGE)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the lab cannot run
+        return f"lab unavailable ({type(exc).__name__}: {exc}); run lab/build.sh"
+    return None
+
+
+def require_lab() -> None:
+    """Skip without Docker on a developer machine; in CI a missing lab is a failure, never a skip."""
+    reason = docker_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@contextmanager
+def lab_target(ssh_ports: Sequence[int] = (2020, 2222)) -> Iterator[LabTarget]:
+    """One lab container with sshd on `ssh_ports` and the GUI behind nginx on 80, 81 and 443."""
+    from testcontainers.core.container import DockerContainer
+
+    target_secrets = {
+        "ROOT_PASSWORD": new_secret("root"),
+        "GUI_USERNAME": "admin",
+        "GUI_PASSWORD": new_secret("gui"),
+        "SSH_PORTS": " ".join(str(port) for port in ssh_ports),
+    }
+    container = DockerContainer(LAB_IMAGE)
+    for name, value in target_secrets.items():
+        container.with_env(name, value)
+    container.start()
+    try:
+        wrapped = container.get_wrapped_container()
+        wrapped.reload()
+        ip = wrapped.attrs["NetworkSettings"]["IPAddress"]
+        target = LabTarget(ip, wrapped.id, target_secrets["ROOT_PASSWORD"], "admin", target_secrets["GUI_PASSWORD"])
+        _wait_until_ready(target, ssh_ports)
+        yield target
+    finally:
+        container.stop()
+
+
+def _wait_until_ready(target: LabTarget, ssh_ports: Sequence[int]) -> None:
+    """An open port is not a ready server: wait for each SSH banner and for nginx on 443."""
+    give_up_at = time.monotonic() + READY_WAIT_SECONDS
+    waiting = {port: b"SSH-2.0-" for port in ssh_ports} | {443: b""}
+    while waiting and time.monotonic() < give_up_at:
+        for port, expected in list(waiting.items()):
+            try:
+                with socket.create_connection((target.ip, port), timeout=1) as sock:
+                    if expected:
+                        sock.settimeout(1)
+                        if sock.recv(64).startswith(expected):
+                            del waiting[port]
+                    else:
+                        del waiting[port]
+            except OSError:
+                pass
+        if waiting:
+            time.sleep(0.2)
+    if waiting:
+        raise RuntimeError(f"lab target {target.ip} not ready on {sorted(waiting)}:\n{target.logs()[-2000:]}")
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any]
+    html: str
+    secrets: Sequence[str] = field(default_factory=list)
+
+    def host(self, name: str) -> dict[str, Any]:
+        return next(host for host in self.report["hosts"] if host["name"] == name)
+
+    def check(self, host: str, check_id: str) -> dict[str, Any]:
+        return next(check for check in self.host(host)["checks"] if check["id"] == check_id)
+
+    def statuses(self, host: str) -> dict[str, str]:
+        return {check["id"]: check["status"] for check in self.host(host)["checks"]}
+
+    def outputs(self) -> dict[str, str]:
+        return {"stdout": self.stdout, "stderr": self.stderr, "json": json.dumps(self.report), "html": self.html}
+
+
+def write_inventory(folder: Path, text: str) -> Path:
+    path = folder / "inventory.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run_preflight(
+    folder: Path,
+    inventory: Path,
+    environ: Mapping[str, str],
+    extra_args: Sequence[str] = (),
+    command: Sequence[str] = (sys.executable, "-m", "preflight"),
+) -> Run:
+    """Run `preflight check` as a user would; check the report against the schema and every output for secrets."""
+    json_path, html_path = folder / "report.json", folder / "report.html"
+    completed = subprocess.run(
+        [*command, "check", str(inventory), "--json", str(json_path), "--html", str(html_path), *extra_args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **environ},
+        cwd=folder,
+    )
+    assert "Traceback" not in completed.stderr, completed.stderr
+    report = json.loads(json_path.read_text())
+    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(report)
+    run = Run(completed.returncode, completed.stdout, completed.stderr, report, html_path.read_text(), list(environ.values()))
+    assert_no_secrets(run.outputs(), run.secrets)
+    return run
+
+
+def assert_no_secrets(outputs: Mapping[str, str], secret_values: Sequence[str]) -> None:
+    for where, text in outputs.items():
+        for secret in secret_values:
+            assert secret not in text, f"a secret leaked into {where}"

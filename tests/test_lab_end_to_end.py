@@ -1,0 +1,234 @@
+"""`preflight check` end to end against real sshd and nginx in lab containers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.lab import LabTarget, new_secret, run_preflight, write_inventory
+
+
+def _inventory(tmp_path: Path, target: LabTarget, product: str = "pbxware", name: str = "lab", extra: str = "") -> Path:
+    return write_inventory(
+        tmp_path,
+        f"""
+        defaults:
+          require_public_ip: false
+        hosts:
+          - name: {name}
+            product: {product}
+            address: {target.ip}
+            gui:
+              username: {target.gui_username}
+              password: ${{GUI_PASSWORD}}
+            ssh:
+              root_password: ${{ROOT_PASSWORD}}
+        {extra}
+        """,
+    )
+
+
+def _secrets(target: LabTarget, **overrides: str) -> dict[str, str]:
+    return {"ROOT_PASSWORD": target.root_password, "GUI_PASSWORD": target.gui_password, **overrides}
+
+
+def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(tmp_path: Path, pbx_target: LabTarget) -> None:
+    run = run_preflight(tmp_path, _inventory(tmp_path, pbx_target), _secrets(pbx_target))
+
+    assert run.exit_code == 0, run.stderr
+    assert run.statuses("lab") == {
+        "public-ip": "warn",
+        "tcp/80": "pass",
+        "tcp/81": "pass",
+        "tcp/443": "pass",
+        "tcp/2020": "pass",
+        "ssh-root/2020": "pass",
+        "gui-login/443": "pass",
+    }
+    assert run.host("lab")["ready"] is True
+    assert run.report["summary"] == {"hosts": 1, "ready": 1, "not_ready": 0}
+    assert run.check("lab", "ssh-root/2020")["evidence"]["uid"] == "0"
+    assert run.check("lab", "tcp/2020")["evidence"]["reason"] == "syn-ack"
+    assert f"lab (pbxware, {pbx_target.ip}): READY" in run.stdout
+    assert "NOT READY" not in run.html
+
+
+def test_ssh_host_key_fingerprint_matches_ssh_keygen(tmp_path: Path, pbx_target: LabTarget) -> None:
+    if shutil.which("ssh-keyscan") is None:
+        pytest.skip("OpenSSH client tools are not installed")
+    import subprocess
+
+    run = run_preflight(tmp_path, _inventory(tmp_path, pbx_target), _secrets(pbx_target), ["--only", "ssh-root"])
+    evidence = run.check("lab", "ssh-root/2020")["evidence"]
+    scanned = subprocess.run(
+        ["ssh-keyscan", "-p", "2020", "-t", evidence["host_key_type"], pbx_target.ip], capture_output=True, text=True, timeout=30
+    ).stdout
+    printed = subprocess.run(["ssh-keygen", "-lf", "-"], input=scanned, capture_output=True, text=True, timeout=30).stdout
+
+    assert printed.split()[1] == evidence["host_key_fingerprint"]
+
+
+def test_serverware_with_nothing_on_2222_is_not_ready(tmp_path: Path, pbx_target: LabTarget) -> None:
+    run = run_preflight(tmp_path, _inventory(tmp_path, pbx_target, product="serverware"), _secrets(pbx_target))
+
+    assert run.exit_code == 1
+    tcp_2222 = run.check("lab", "tcp/2222")
+    assert (tcp_2222["status"], tcp_2222["evidence"]["state"], tcp_2222["evidence"]["reason"]) == ("fail", "closed", "conn-refused")
+    assert "Forward TCP 2222" in tcp_2222["remediation"]
+    ssh_2222 = run.check("lab", "ssh-root/2222")
+    assert ssh_2222["status"] == "skipped"
+    assert "tcp/2222 is closed" in ssh_2222["summary"]
+    assert run.check("lab", "ssh-root/2020")["status"] == "pass"
+    assert run.report["summary"] == {"hosts": 1, "ready": 0, "not_ready": 1}
+    assert "NOT READY" in run.html
+
+
+def test_wrong_root_password_is_refused_and_the_run_still_finishes(tmp_path: Path, pbx_target: LabTarget) -> None:
+    inventory = write_inventory(
+        tmp_path,
+        f"""
+        defaults:
+          require_public_ip: false
+          gui: {{username: admin, password: "${{GUI_PASSWORD}}"}}
+        hosts:
+          - name: wrong-root
+            product: pbxware
+            address: {pbx_target.ip}
+            ssh: {{root_password: "${{WRONG_ROOT_PASSWORD}}"}}
+          - name: right-root
+            product: pbxware
+            address: {pbx_target.ip}
+            ssh: {{root_password: "${{ROOT_PASSWORD}}"}}
+        """,
+    )
+    run = run_preflight(tmp_path, inventory, _secrets(pbx_target, WRONG_ROOT_PASSWORD=new_secret("wrong-root")))
+
+    assert run.exit_code == 1
+    refused = run.check("wrong-root", "ssh-root/2020")
+    assert refused["status"] == "fail"
+    assert "password refused" in refused["summary"]
+    assert refused["remediation"]
+    assert run.statuses("right-root")["ssh-root/2020"] == "pass"
+    assert run.report["summary"] == {"hosts": 2, "ready": 1, "not_ready": 1}
+
+
+def test_wrong_gui_password_fails_gui_login(tmp_path: Path, pbx_target: LabTarget) -> None:
+    secrets = _secrets(pbx_target, GUI_PASSWORD=new_secret("wrong-gui"), RIGHT_GUI_PASSWORD=pbx_target.gui_password)
+    run = run_preflight(tmp_path, _inventory(tmp_path, pbx_target), secrets)
+
+    assert run.exit_code == 1
+    gui = run.check("lab", "gui-login/443")
+    assert gui["status"] == "fail"
+    assert "login form came back" in gui["summary"]
+    assert run.check("lab", "ssh-root/2020")["status"] == "pass"
+
+
+def test_missing_credentials_fail_as_not_provided(tmp_path: Path, pbx_target: LabTarget) -> None:
+    inventory = write_inventory(
+        tmp_path,
+        f"""
+        hosts:
+          - name: lab
+            product: pbxware
+            address: {pbx_target.ip}
+            require_public_ip: false
+        """,
+    )
+    run = run_preflight(tmp_path, inventory, {})
+
+    assert run.exit_code == 1
+    assert run.check("lab", "ssh-root/2020")["status"] == "fail"
+    assert "not provided" in run.check("lab", "ssh-root/2020")["summary"]
+    assert "not provided" in run.check("lab", "gui-login/443")["summary"]
+
+
+def test_only_public_ip_and_tcp_needs_no_passwords(tmp_path: Path, pbx_target: LabTarget) -> None:
+    inventory = write_inventory(
+        tmp_path,
+        f"""
+        hosts:
+          - name: lab
+            product: pbxware
+            address: {pbx_target.ip}
+            require_public_ip: false
+        """,
+    )
+    run = run_preflight(tmp_path, inventory, {}, ["--only", "public-ip,tcp"])
+
+    assert run.exit_code == 0
+    assert set(run.statuses("lab")) == {"public-ip", "tcp/80", "tcp/81", "tcp/443", "tcp/2020"}
+
+
+def test_private_address_fails_when_a_public_ip_is_required(tmp_path: Path, pbx_target: LabTarget) -> None:
+    inventory = write_inventory(
+        tmp_path,
+        f"""
+        hosts:
+          - name: lab
+            product: pbxware
+            address: {pbx_target.ip}
+        """,
+    )
+    run = run_preflight(tmp_path, inventory, {}, ["--only", "public-ip"])
+
+    assert run.exit_code == 1
+    public_ip = run.check("lab", "public-ip")
+    assert public_ip["status"] == "fail"
+    assert "private (RFC 1918)" in public_ip["summary"]
+
+
+def test_host_option_checks_only_the_named_hosts(tmp_path: Path, pbx_target: LabTarget) -> None:
+    inventory = write_inventory(
+        tmp_path,
+        f"""
+        defaults:
+          require_public_ip: false
+          product: pbxware
+        hosts:
+          - {{name: first, address: {pbx_target.ip}}}
+          - {{name: second, address: {pbx_target.ip}}}
+        """,
+    )
+    run = run_preflight(tmp_path, inventory, {}, ["--only", "tcp", "--host", "second"])
+
+    assert [host["name"] for host in run.report["hosts"]] == ["second"]
+
+
+def test_pinned_host_key_mismatch_refuses_to_send_the_password(tmp_path: Path, serverware_target: LabTarget) -> None:
+    wrong_pin = "SHA256:" + "A" * 43
+    inventory = _inventory(tmp_path, serverware_target, product="serverware", extra="")
+    text = inventory.read_text().replace("    ssh:\n", f"    ssh:\n      host_key: {wrong_pin}\n")
+    inventory.write_text(text)
+    logs_before = serverware_target.logs()
+
+    run = run_preflight(tmp_path, inventory, _secrets(serverware_target), ["--only", "tcp,ssh-root"])
+
+    ssh_2020 = run.check("lab", "ssh-root/2020")
+    assert ssh_2020["status"] == "fail"
+    assert "does not match the pinned key" in ssh_2020["summary"]
+    new_log_lines = serverware_target.logs()[len(logs_before) :]
+    assert "password for root" not in new_log_lines
+    assert "Accepted" not in new_log_lines
+
+
+def test_serverware_with_both_ssh_ports_is_ready(tmp_path: Path, serverware_target: LabTarget) -> None:
+    run = run_preflight(tmp_path, _inventory(tmp_path, serverware_target, product="serverware"), _secrets(serverware_target))
+
+    assert run.exit_code == 0
+    assert run.statuses("lab")["ssh-root/2222"] == "pass"
+    assert run.statuses("lab")["tcp/2222"] == "pass"
+
+
+def test_per_port_credentials_are_used_for_that_port(tmp_path: Path, serverware_target: LabTarget) -> None:
+    inventory = _inventory(tmp_path, serverware_target, product="serverware")
+    text = inventory.read_text().replace(
+        "      root_password: ${ROOT_PASSWORD}\n",
+        "      root_password: ${ROOT_PASSWORD}\n      per_port:\n        2222:\n          root_password: ${OTHER_PASSWORD}\n",
+    )
+    inventory.write_text(text)
+    run = run_preflight(tmp_path, inventory, _secrets(serverware_target, OTHER_PASSWORD=new_secret("other")), ["--only", "tcp,ssh-root"])
+
+    assert run.statuses("lab")["ssh-root/2020"] == "pass"
+    assert run.statuses("lab")["ssh-root/2222"] == "fail"
