@@ -54,8 +54,10 @@ def _kinds(text: str) -> list[str]:
     known = sorted(registry())
     kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
     unknown = [kind for kind in kinds if kind not in known]
-    if unknown or not kinds:
-        raise argparse.ArgumentTypeError(f"unknown check kind {', '.join(unknown) or text!r}; known: {', '.join(known)}")
+    if not kinds:
+        raise argparse.ArgumentTypeError(f"names no check kind; known: {', '.join(known)}")
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown check kind {', '.join(unknown)}; known: {', '.join(known)}")
     return kinds
 
 
@@ -70,13 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report to PATH")
     check.add_argument("--host", action="extend", nargs="+", default=[], metavar="NAME", help="check only these hosts")
     check.add_argument(
-        "--only", type=_kinds, default=[], metavar="KIND,...", help=f"run only these kinds of check: {', '.join(sorted(registry()))}"
+        "--only",
+        type=_kinds,
+        default=[],
+        metavar="KIND,...",
+        help=f"run only these kinds of check: {', '.join(sorted(registry()))}",
     )
     check.add_argument(
-        "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="deadline for each check (default %(default)s)"
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="deadline for each check (default %(default)s)",
     )
     check.add_argument(
-        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N", help="hosts checked at once (default %(default)s)"
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help="hosts checked at once (default %(default)s)",
     )
 
     validate = commands.add_parser("validate", help="check an inventory file without probing anything")
@@ -125,5 +139,7 @@ def _select_hosts(inventory: Inventory, names: Sequence[str]) -> Inventory:
     known = {host.name for host in inventory.hosts}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise UsageError(f"--host {unknown[0]}: no such host in {inventory.path.name}; known: {', '.join(sorted(known))}")
+        raise UsageError(
+            f"--host {unknown[0]}: no such host in {inventory.path.name}; known: {', '.join(sorted(known))}"
+        )
     return Inventory(inventory.path, tuple(host for host in inventory.hosts if host.name in names))

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -21,15 +22,24 @@ from pydantic import (
     field_validator,
 )
 
-from preflight.located_yaml import ConfigError, LocatedDocument, Loc, first_validation_error, format_loc, load_located
+from preflight.located_yaml import ConfigError, Loc, LocatedDocument, first_validation_error, format_loc, load_located
 from preflight.profiles import Profile
 
 TOP_LEVEL_KEYS = ("defaults", "hosts")
 NOT_DEFAULTABLE = ("name", "address")
 _HOST_KEY_PIN = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_ENV_REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
+_ENV_REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}|\$\{")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _unquoted_number(value: object) -> object:
+    # A quoted key such as '2020' would become 2020 and lose its place in the file, or silently collide with 2020.
+    if isinstance(value, str) and value.isdigit():
+        raise ValueError("must be a port number without quotes")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("must be a port number")
+    return value
 
 
 def _port_number(value: int) -> int:
@@ -38,7 +48,7 @@ def _port_number(value: int) -> int:
     return value
 
 
-PortNumber = Annotated[int, AfterValidator(_port_number)]
+PortNumber = Annotated[int, BeforeValidator(_unquoted_number), AfterValidator(_port_number)]
 
 
 class Credentials(BaseModel):
@@ -81,7 +91,9 @@ class SshSettings(Credentials):
         """The credentials for one SSH port: the per-port override where it has one, else the host's."""
         override = self.per_port.get(port)
         if override is None:
-            return Credentials(root_password=self.root_password, key_file=self.key_file, key_passphrase=self.key_passphrase)
+            return Credentials(
+                root_password=self.root_password, key_file=self.key_file, key_passphrase=self.key_passphrase
+            )
         return override
 
 
@@ -134,7 +146,9 @@ def is_address_or_dns_name(value: str) -> bool:
     except ValueError:
         pass
     name = value[:-1] if value.endswith(".") else value
-    return 0 < len(name) <= 253 and all(_DNS_LABEL.match(label) for label in name.split("."))
+    labels = name.split(".")
+    # An all-numeric last label is a mistyped IPv4 address (192.0.2.300), never a DNS name (RFC 3696 section 2).
+    return 0 < len(name) <= 253 and all(_DNS_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +185,9 @@ def load_inventory(path: Path, profiles: Mapping[str, Profile], environ: Mapping
     for key in top:
         if key not in TOP_LEVEL_KEYS:
             raise document.error((key,), f"unknown key; expected one of: {', '.join(TOP_LEVEL_KEYS)}")
-    defaults = top.get("defaults") or {}
+    defaults = top.get("defaults")
+    if defaults is None:
+        defaults = {}
     if not isinstance(defaults, dict):
         raise document.error(("defaults",), f"must be a mapping, not {_yaml_kind(defaults)}")
     for key in NOT_DEFAULTABLE:
@@ -193,7 +209,8 @@ def load_inventory(path: Path, profiles: Mapping[str, Profile], environ: Mapping
         if not isinstance(raw, dict):
             raise document.error(host_loc, f"must be a mapping, not {_yaml_kind(raw)}")
         merged, origin = _merge_defaults(defaults, raw, host_loc)
-        label = raw.get("name") if isinstance(raw.get("name"), str) else format_loc(host_loc)
+        name = raw.get("name")
+        label = name if isinstance(name, str) else format_loc(host_loc)
         expanded = _expand_env(merged, (), origin, document, environ, label)
         locate = _locator(origin)
         try:
@@ -202,9 +219,8 @@ def load_inventory(path: Path, profiles: Mapping[str, Profile], environ: Mapping
             raise first_validation_error(document, exc, locate, KNOWN_KEYS) from None
         _check_against_profile(host, profiles[host.product], document, locate)
         if host.name in first_line_of_name:
-            raise document.error(
-                locate(("name",)), f"duplicate host name {host.name!r} (first used on line {first_line_of_name[host.name]})"
-            )
+            first = first_line_of_name[host.name]
+            raise document.error(locate(("name",)), f"duplicate host name {host.name!r} (first used on line {first})")
         first_line_of_name[host.name] = document.line_of(locate(("name",)))
         hosts.append(host)
     return Inventory(path=path, hosts=tuple(hosts))
@@ -215,10 +231,13 @@ def _check_against_profile(host: Host, profile: Profile, document: LocatedDocume
     for port in host.ssh.per_port:
         if port not in ssh_ports:
             listed = ", ".join(str(number) for number in ssh_ports)
-            raise document.error(locate(("ssh", "per_port", port)), f"is not an SSH port of {profile.product} ({listed})")
+            loc = locate(("ssh", "per_port", port))
+            raise document.error(loc, f"is not an SSH port of {profile.product} ({listed})")
 
 
-def _merge_defaults(defaults: dict[str, Any], host: dict[str, Any], host_loc: Loc) -> tuple[dict[str, Any], dict[Loc, Loc]]:
+def _merge_defaults(
+    defaults: dict[str, Any], host: dict[str, Any], host_loc: Loc
+) -> tuple[dict[str, Any], dict[Loc, Loc]]:
     """Overlay a host on the defaults, remembering where each value was written."""
     origin: dict[Loc, Loc] = {}
 
@@ -268,8 +287,10 @@ def _expand_env(
             return "$"
         name = match.group(1)
         loc = _locator(origin)(rel)
+        if name is None:
+            raise document.error(loc, "${ has no closing }; write $$ for a literal $")
         if not _ENV_NAME.match(name):
-            raise document.error(loc, f"${{{name}}} is not a valid environment variable reference")
+            raise document.error(loc, "a ${...} reference must name an environment variable: letters, digits and _")
         if name not in environ:
             raise document.error(loc, f"environment variable {name} is not set (host {host})")
         return environ[name]

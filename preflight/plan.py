@@ -24,10 +24,7 @@ def build_plan(inventory: Inventory, profiles: Mapping[str, Profile], only: Coll
     for host in inventory.hosts:
         profile = profiles[host.product]
         targets = [
-            target
-            for kind in profile.checks
-            if not only or kind in only
-            for target in probes[kind].plan(host, profile)
+            target for kind in profile.checks if not only or kind in only for target in probes[kind].plan(host, profile)
         ]
         plans.append(HostPlan(host, tuple(targets)))
     return plans

@@ -67,7 +67,9 @@ def load_profiles(folder: Path | None = None, known_checks: frozenset[str] | Non
             raise document.error(("product",), f"must match the file name ({path.stem})")
         for index, kind in enumerate(profile.checks):
             if known_checks is not None and kind not in known_checks:
-                raise document.error(("checks", index), f"no probe named {kind!r}; known: {', '.join(sorted(known_checks))}")
+                raise document.error(
+                    ("checks", index), f"no probe named {kind!r}; known: {', '.join(sorted(known_checks))}"
+                )
         profiles[profile.product] = profile
     if not profiles:
         raise ConfigError(f"{folder}: no product profiles (*.yaml) found")

@@ -26,7 +26,10 @@ ERROR_REMEDIATION = (
 
 
 def run_plan(
-    plans: Sequence[HostPlan], timeout: float, concurrency: int, on_host_done: Callable[[HostReport], None] | None = None
+    plans: Sequence[HostPlan],
+    timeout: float,
+    concurrency: int,
+    on_host_done: Callable[[HostReport], None] | None = None,
 ) -> RunReport:
     """Check every host and gather the results into one report."""
     started_at = _utc_now()
@@ -62,7 +65,11 @@ def check_host(plan: HostPlan, timeout: float) -> HostReport:
     results: dict[str, CheckResult] = {}
     pending = targets
     while pending:
-        wave = [target for target in pending if target.needs is None or target.needs not in planned or target.needs in results]
+        wave = [
+            target
+            for target in pending
+            if target.needs is None or target.needs not in planned or target.needs in results
+        ]
         if not wave:
             break
         for result in _run_wave(wave, results, timeout, host.secrets()):
@@ -77,7 +84,9 @@ def check_host(plan: HostPlan, timeout: float) -> HostReport:
     )
 
 
-def _run_wave(wave: list[Target], done: dict[str, CheckResult], timeout: float, secrets: Sequence[str]) -> list[CheckResult]:
+def _run_wave(
+    wave: list[Target], done: dict[str, CheckResult], timeout: float, secrets: Sequence[str]
+) -> list[CheckResult]:
     slots: list[CheckResult | None] = [None] * len(wave)
     threads = []
     for index, target in enumerate(wave):
@@ -88,13 +97,22 @@ def _run_wave(wave: list[Target], done: dict[str, CheckResult], timeout: float, 
     for thread in threads:
         thread.join(max(0.0, give_up_at - time.monotonic()))
     return [
-        slot if slot is not None else _result(target, Finding(Status.ERROR, f"did not finish within {timeout:g}s", {}, ERROR_REMEDIATION), timeout * 1000)
+        slot
+        if slot is not None
+        else _result(
+            target, Finding(Status.ERROR, f"did not finish within {timeout:g}s", {}, ERROR_REMEDIATION), timeout * 1000
+        )
         for target, slot in zip(wave, slots, strict=True)
     ]
 
 
 def _fill(
-    slots: list[CheckResult | None], index: int, target: Target, done: dict[str, CheckResult], timeout: float, secrets: Sequence[str]
+    slots: list[CheckResult | None],
+    index: int,
+    target: Target,
+    done: dict[str, CheckResult],
+    timeout: float,
+    secrets: Sequence[str],
 ) -> None:
     slots[index] = run_check(target, done, timeout, secrets)
 

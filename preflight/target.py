@@ -25,6 +25,12 @@ class Target:
         required = self.profile.port(self.port) if self.port is not None else None
         return required.purpose if required else ""
 
+    def endpoint(self) -> tuple[str, int]:
+        """The (ip, port) a port check connects to; the runner never runs one without both."""
+        if self.ip is None or self.port is None:
+            raise ValueError(f"{self.check_id} has no resolved address or no port")
+        return self.ip, self.port
+
     @property
     def kind(self) -> str:
         return self.check_id.split("/", 1)[0]

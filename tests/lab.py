@@ -164,7 +164,9 @@ def run_preflight(
     assert "Traceback" not in completed.stderr, completed.stderr
     report = json.loads(json_path.read_text())
     jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(report)
-    run = Run(completed.returncode, completed.stdout, completed.stderr, report, html_path.read_text(), list(environ.values()))
+    run = Run(
+        completed.returncode, completed.stdout, completed.stderr, report, html_path.read_text(), list(environ.values())
+    )
     assert_no_secrets(run.outputs(), run.secrets)
     return run
 

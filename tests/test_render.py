@@ -15,7 +15,9 @@ from tests.lab import SCHEMA
 HOSTILE = '<script>alert("x")</script>'
 
 
-def _check(check_id: str, status: Status, summary: str = "seen", evidence: dict[str, object] | None = None) -> CheckResult:
+def _check(
+    check_id: str, status: Status, summary: str = "seen", evidence: dict[str, object] | None = None
+) -> CheckResult:
     return CheckResult(
         id=check_id,
         requirement="a requirement",

@@ -28,7 +28,9 @@ def _host(name: str) -> Host:
 
 
 def _target(host: Host, check_id: str, needs: str | None = None) -> Target:
-    return Target(check_id=check_id, requirement="stand-in", host=host, profile=PROFILES["pbxware"], port=1, needs=needs)
+    return Target(
+        check_id=check_id, requirement="stand-in", host=host, profile=PROFILES["pbxware"], port=1, needs=needs
+    )
 
 
 def _passes(target: Target, deadline: Deadline) -> Finding:
@@ -81,7 +83,9 @@ def test_a_probe_that_raises_becomes_an_error_without_the_secret_and_other_hosts
 def test_a_probe_that_ignores_its_deadline_is_abandoned_as_an_error() -> None:
     host = _host("slow")
     try:
-        report = run_plan([HostPlan(host, (_target(host, "hangs/1"), _target(host, "passes/2")))], timeout=0.2, concurrency=1)
+        report = run_plan(
+            [HostPlan(host, (_target(host, "hangs/1"), _target(host, "passes/2")))], timeout=0.2, concurrency=1
+        )
     finally:
         stop_hanging.set()
 
@@ -93,7 +97,11 @@ def test_a_probe_that_ignores_its_deadline_is_abandoned_as_an_error() -> None:
 @pytest.mark.usefixtures("stand_in_probes")
 def test_a_check_whose_prerequisite_failed_is_skipped_with_remediation() -> None:
     host = _host("pbx")
-    report = run_plan([HostPlan(host, (_target(host, "fails/1"), _target(host, "passes/1", needs="fails/1")))], timeout=5, concurrency=1)
+    report = run_plan(
+        [HostPlan(host, (_target(host, "fails/1"), _target(host, "passes/1", needs="fails/1")))],
+        timeout=5,
+        concurrency=1,
+    )
 
     skipped = report.hosts[0].checks[1]
     assert skipped.status is Status.SKIPPED

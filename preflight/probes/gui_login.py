@@ -58,7 +58,9 @@ class _FormParser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {name: value or "" for name, value in attrs}
         if tag == "form":
-            self._current = LoginForm(action=attributes.get("action", ""), method=attributes.get("method", "get").lower())
+            self._current = LoginForm(
+                action=attributes.get("action", ""), method=attributes.get("method", "get").lower()
+            )
             self.forms.append(self._current)
         elif tag == "input" and self._current is not None and attributes.get("name"):
             name, kind = attributes["name"], attributes.get("type", "text").lower()
@@ -83,7 +85,8 @@ def find_login_form(html: str) -> LoginForm | None:
 
 def username_field(form: LoginForm) -> str | None:
     hinted = [name for name in form.text_fields if any(hint in name.lower() for hint in _USERNAME_HINTS)]
-    return (hinted or form.text_fields or [None])[0]
+    candidates = hinted or form.text_fields
+    return candidates[0] if candidates else None
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,8 @@ class _OffHost(Exception):
 
 
 def run(target: Target, deadline: Deadline) -> Finding:
-    assert target.ip is not None and target.port is not None
-    port, gui = target.port, target.host.gui
+    ip, port = target.endpoint()
+    gui = target.host.gui
     if not gui.username or gui.password is None:
         return Finding(
             Status.FAIL,
@@ -110,7 +113,7 @@ def run(target: Target, deadline: Deadline) -> Finding:
         )
     required = target.profile.port(port)
     scheme = "https" if required is None or required.service == "https" else "http"
-    origin = f"{scheme}://{_url_host(target.ip)}:{port}"
+    origin = f"{scheme}://{_url_host(ip)}:{port}"
     evidence: dict[str, Any] = {"url": origin + target.profile.gui_login.path}
     with requests.Session() as session:
         session.trust_env = False
@@ -137,11 +140,26 @@ def run(target: Target, deadline: Deadline) -> Finding:
             method = "POST" if form.method == "post" else "GET"
             result = _fetch(session, method, action, origin, deadline, data)
         except _OffHost as exc:
-            return Finding(Status.FAIL, f"the Web GUI redirected to another host ({exc})", evidence, _REACH_ADVICE.format(port=port))
+            return Finding(
+                Status.FAIL,
+                f"the Web GUI redirected to another host ({exc})",
+                evidence,
+                _REACH_ADVICE.format(port=port),
+            )
         except requests.Timeout:
-            return Finding(Status.FAIL, f"the Web GUI on TCP {port} did not answer in time", evidence, _REACH_ADVICE.format(port=port))
+            return Finding(
+                Status.FAIL,
+                f"the Web GUI on TCP {port} did not answer in time",
+                evidence,
+                _REACH_ADVICE.format(port=port),
+            )
         except requests.RequestException as exc:
-            return Finding(Status.FAIL, f"the Web GUI on TCP {port} failed: {type(exc).__name__}", evidence, _REACH_ADVICE.format(port=port))
+            return Finding(
+                Status.FAIL,
+                f"the Web GUI on TCP {port} failed: {type(exc).__name__}",
+                evidence,
+                _REACH_ADVICE.format(port=port),
+            )
         evidence["after_login_status"] = result.status
         evidence["after_login_path"] = urlsplit(result.url).path
         evidence["redirects"] = list(result.redirects)
@@ -171,14 +189,21 @@ def _url_host(ip: str) -> str:
 
 
 def _fetch(
-    session: requests.Session, method: str, url: str, origin: str, deadline: Deadline, data: dict[str, str] | None = None
+    session: requests.Session,
+    method: str,
+    url: str,
+    origin: str,
+    deadline: Deadline,
+    data: dict[str, str] | None = None,
 ) -> _Page:
     """One request, then redirects on the same origin only, with every wait capped by the deadline."""
     redirects: list[str] = []
     for _ in range(_MAX_REDIRECTS + 1):
         timeout = deadline.cap(deadline.remaining())
         with session.request(method, url, data=data, allow_redirects=False, stream=True, timeout=timeout) as response:
-            body = response.raw.read(_BODY_LIMIT, decode_content=True).decode(response.encoding or "utf-8", errors="replace")
+            body = response.raw.read(_BODY_LIMIT, decode_content=True).decode(
+                response.encoding or "utf-8", errors="replace"
+            )
             location = response.headers.get("Location")
             if not (response.is_redirect and location):
                 return _Page(url, response.status_code, body, tuple(redirects))

@@ -70,7 +70,8 @@ def run(target: Target, deadline: Deadline) -> Finding:
     ports = ", ".join(str(required.port) for required in target.profile.ports)
     remediation = (
         f"Give support the public IP address of this {target.profile.title} system (or a DNS name that resolves only "
-        f"to it), on which TCP {ports} are forwarded to the system. A private address cannot be reached from the internet."
+        f"to it), on which TCP {ports} are forwarded to the system. "
+        "A private address cannot be reached from the internet."
     )
     if not host.require_public_ip:
         return Finding(

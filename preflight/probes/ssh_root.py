@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import socket
 import threading
@@ -51,8 +52,7 @@ class _Refused(Exception):
 
 
 def run(target: Target, deadline: Deadline) -> Finding:
-    assert target.ip is not None and target.port is not None
-    port = target.port
+    ip, port = target.endpoint()
     credentials = target.host.ssh.credentials_for(port)
     if not credentials.provided:
         return Finding(
@@ -65,7 +65,7 @@ def run(target: Target, deadline: Deadline) -> Finding:
     evidence: dict[str, Any] = {"port": port}
     progress = _Progress()
     try:
-        sock = socket.create_connection((target.ip, port), timeout=deadline.cap(deadline.remaining()))
+        sock = socket.create_connection((ip, port), timeout=deadline.cap(deadline.remaining()))
     except TimeoutError:
         return _failed(port, evidence, "connection timed out", "connect")
     except OSError as exc:
@@ -133,16 +133,17 @@ def _login(
     )
 
 
-def _authenticate(transport: paramiko.Transport, target: Target, credentials: Credentials, evidence: dict[str, Any]) -> None:
+def _authenticate(
+    transport: paramiko.Transport, target: Target, credentials: Credentials, evidence: dict[str, Any]
+) -> None:
     port = target.port
     try:
         if credentials.key_file is not None:
             passphrase = credentials.key_passphrase.get_secret_value() if credentials.key_passphrase else None
-            key = paramiko.PKey.from_path(credentials.key_file, passphrase=passphrase.encode() if passphrase else None)
+            key = paramiko.PKey.from_path(credentials.key_file, password=passphrase)
             evidence["auth_method"] = "publickey"
             transport.auth_publickey("root", key)
-        else:
-            assert credentials.root_password is not None
+        elif credentials.root_password is not None:
             evidence["auth_method"] = "password"
             transport.auth_password("root", credentials.root_password.get_secret_value())
     except paramiko.BadAuthenticationType as exc:
@@ -150,7 +151,8 @@ def _authenticate(transport: paramiko.Transport, target: Target, credentials: Cr
         raise _Refused(
             Finding(
                 Status.FAIL,
-                f"SSH port {port} does not accept {evidence['auth_method']} login (it offers: {', '.join(exc.allowed_types)})",
+                f"SSH port {port} does not accept {evidence['auth_method']} login "
+                f"(it offers: {', '.join(exc.allowed_types)})",
                 evidence,
                 f"Enable password login for root on TCP {port}: set 'PasswordAuthentication yes' and "
                 "'PermitRootLogin yes' in /etc/ssh/sshd_config, then restart sshd.",
@@ -195,7 +197,5 @@ def _failed(port: int, evidence: dict[str, Any], reason: str, stage: str) -> Fin
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass

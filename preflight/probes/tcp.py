@@ -59,16 +59,16 @@ def _elapsed_ms(started: float) -> float:
 
 
 def run(target: Target, deadline: Deadline) -> Finding:
-    assert target.ip is not None and target.port is not None
-    port, purpose = target.port, target.purpose
-    state, reason, rtt_ms = connect_state(target.ip, port, deadline)
-    evidence = {"ip": target.ip, "port": port, "state": state, "reason": reason, "rtt_ms": rtt_ms, "method": "connect"}
+    ip, port = target.endpoint()
+    purpose = target.purpose
+    state, reason, rtt_ms = connect_state(ip, port, deadline)
+    evidence = {"ip": ip, "port": port, "state": state, "reason": reason, "rtt_ms": rtt_ms, "method": "connect"}
     if state == "open":
         return Finding(Status.PASS, f"TCP {port} is open: {purpose}", evidence)
     if state == "closed":
         return Finding(
             Status.FAIL,
-            f"TCP {port} is closed: {target.ip} refused the connection",
+            f"TCP {port} is closed: {ip} refused the connection",
             evidence,
             f"TCP {port} is closed: the address answered, but nothing accepts connections on it. "
             f"Forward TCP {port} on your router or firewall to the system's LAN address, and make sure the service "

@@ -1,0 +1,84 @@
+"""Product profiles are data: a port change is a one-line edit, and a broken profile is a located error."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from preflight.inventory import Host, Inventory
+from preflight.located_yaml import ConfigError
+from preflight.plan import build_plan
+from preflight.probes import registry
+from preflight.profiles import load_profiles
+from preflight.resources import data_dir
+
+KNOWN = frozenset(registry())
+
+
+def _inventory(profiles_folder: Path, product: str) -> tuple[Inventory, dict[str, object]]:
+    profiles = dict(load_profiles(profiles_folder, KNOWN))
+    host = Host.model_validate(
+        {"name": "h", "product": product, "address": "127.0.0.1"},
+        context={"profiles": profiles, "inventory_dir": Path.cwd()},
+    )
+    return Inventory(Path("inventory.yaml"), (host,)), profiles
+
+
+def test_shipped_profiles_require_the_documented_ports() -> None:
+    profiles = load_profiles(known_checks=KNOWN)
+
+    assert [port.port for port in profiles["pbxware"].ports] == [80, 81, 443, 2020]
+    assert [port.port for port in profiles["serverware"].ports] == [80, 81, 443, 2020, 2222]
+    assert [port.port for port in profiles["serverware"].ports_for("ssh")] == [2020, 2222]
+
+
+def test_changing_a_required_port_is_a_one_line_edit(tmp_path: Path) -> None:
+    folder = tmp_path / "checks"
+    shutil.copytree(data_dir("checks"), folder)
+    profile = folder / "pbxware.yaml"
+    profile.write_text(profile.read_text().replace("{port: 2020,", "{port: 2021,"))
+    inventory, profiles = _inventory(folder, "pbxware")
+
+    ids = [target.check_id for target in build_plan(inventory, profiles)[0].targets]  # type: ignore[arg-type]
+
+    assert ids == ["public-ip", "tcp/80", "tcp/81", "tcp/443", "tcp/2021", "ssh-root/2021", "gui-login/443"]
+
+
+def test_only_narrows_the_plan_to_the_named_kinds(tmp_path: Path) -> None:
+    inventory, profiles = _inventory(data_dir("checks"), "serverware")
+
+    ids = [target.check_id for target in build_plan(inventory, profiles, ["ssh-root"])[0].targets]  # type: ignore[arg-type]
+
+    assert ids == ["ssh-root/2020", "ssh-root/2222"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "product: pbxware\ntitle: X\nports: []\ngui_login: {port: 443}\nchecks: [tcp]\n",
+            "pbxware.yaml:3: ports: must not be empty",
+        ),
+        (
+            "product: pbxware\ntitle: X\nports:\n  - {port: 80, service: gopher, purpose: x}\ngui_login: {port: 443}\nchecks: [tcp]\n",
+            "pbxware.yaml:4: ports[0].service: input should be 'ssh', 'http' or 'https'",
+        ),
+        (
+            "product: pbxware\ntitle: X\nports:\n  - {port: 80, service: http, purpose: x}\ngui_login: {port: 443}\nchecks: [tcp, telnet]\n",
+            "pbxware.yaml:6: checks[1]: no probe named 'telnet'; known: gui-login, public-ip, ssh-root, tcp",
+        ),
+        (
+            "product: other\ntitle: X\nports:\n  - {port: 80, service: http, purpose: x}\ngui_login: {port: 443}\nchecks: [tcp]\n",
+            "pbxware.yaml:1: product: must match the file name (pbxware)",
+        ),
+    ],
+)
+def test_broken_profile_is_a_located_error(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "pbxware.yaml").write_text(text)
+
+    with pytest.raises(ConfigError) as raised:
+        load_profiles(tmp_path, KNOWN)
+
+    assert str(raised.value) == message

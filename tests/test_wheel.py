@@ -1,0 +1,60 @@
+"""The wheel carries checks/ and reports/: installed into a fresh venv, preflight runs from any folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+from tests.lab import REPO, LabTarget, run_preflight, write_inventory
+
+
+def test_wheel_installs_into_a_fresh_venv_and_checks_from_another_folder(tmp_path: Path, pbx_target: LabTarget) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (wheel,) = dist.glob("preflight-*.whl")
+    environment = tmp_path / "venv"
+    venv.create(environment, with_pip=True)
+    subprocess.run(
+        [str(environment / "bin" / "pip"), "install", "-q", str(wheel)], check=True, capture_output=True, timeout=600
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    inventory = write_inventory(
+        elsewhere,
+        f"""
+        hosts:
+          - name: lab
+            product: pbxware
+            address: {pbx_target.ip}
+            require_public_ip: false
+            gui: {{username: admin, password: "${{GUI_PASSWORD}}"}}
+            ssh: {{root_password: "${{ROOT_PASSWORD}}"}}
+        """,
+    )
+
+    run = run_preflight(
+        elsewhere,
+        inventory,
+        {"ROOT_PASSWORD": pbx_target.root_password, "GUI_PASSWORD": pbx_target.gui_password},
+        command=[str(environment / "bin" / "preflight")],
+    )
+
+    assert run.exit_code == 0, run.stderr
+    assert run.statuses("lab")["gui-login/443"] == "pass"
+    assert "<style>" in run.html
+    installed = subprocess.run(
+        [str(environment / "bin" / "python"), "-c", "import preflight.resources as r; print(r.data_dir('checks'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=elsewhere,
+    ).stdout.strip()
+    assert installed.startswith(str(environment))
