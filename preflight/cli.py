@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # paramiko logs every failed handshake with a traceback; each failure is already a finding.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
     args = build_parser().parse_args(argv)
     try:
         profiles = load_profiles(known_checks=frozenset(registry()))

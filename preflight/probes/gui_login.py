@@ -12,6 +12,7 @@ import requests
 import urllib3
 
 from preflight.deadline import Deadline
+from preflight.http_client import deadline_session
 from preflight.inventory import Host
 from preflight.model import Finding, Status
 from preflight.profiles import Profile
@@ -21,9 +22,6 @@ REQUIREMENT = "Support logs in to the Web GUI on TCP {port} with the GUI usernam
 _BODY_LIMIT = 1 << 20
 _MAX_REDIRECTS = 5
 _USERNAME_HINTS = ("user", "login", "email", "name")
-
-# PBX Web GUIs normally use self-signed certificates; the login must still be tried.
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 def plan(host: Host, profile: Profile) -> list[Target]:
@@ -115,9 +113,7 @@ def run(target: Target, deadline: Deadline) -> Finding:
     scheme = "https" if required is None or required.service == "https" else "http"
     origin = f"{scheme}://{_url_host(ip)}:{port}"
     evidence: dict[str, Any] = {"url": origin + target.profile.gui_login.path}
-    with requests.Session() as session:
-        session.trust_env = False
-        session.verify = False
+    with deadline_session(deadline) as session:
         try:
             page = _fetch(session, "GET", evidence["url"], origin, deadline)
             evidence["login_page_status"] = page.status
@@ -146,20 +142,12 @@ def run(target: Target, deadline: Deadline) -> Finding:
                 evidence,
                 _REACH_ADVICE.format(port=port),
             )
-        except requests.Timeout:
-            return Finding(
-                Status.FAIL,
-                f"the Web GUI on TCP {port} did not answer in time",
-                evidence,
-                _REACH_ADVICE.format(port=port),
-            )
-        except requests.RequestException as exc:
-            return Finding(
-                Status.FAIL,
-                f"the Web GUI on TCP {port} failed: {type(exc).__name__}",
-                evidence,
-                _REACH_ADVICE.format(port=port),
-            )
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline.expired or isinstance(exc, requests.Timeout):
+                summary = f"the Web GUI on TCP {port} did not answer in time"
+            else:
+                summary = f"the Web GUI on TCP {port} failed: {type(exc).__name__}"
+            return Finding(Status.FAIL, summary, evidence, _REACH_ADVICE.format(port=port))
         evidence["after_login_status"] = result.status
         evidence["after_login_path"] = urlsplit(result.url).path
         evidence["redirects"] = list(result.redirects)

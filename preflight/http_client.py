@@ -1,0 +1,88 @@
+"""HTTP for probes: a requests session that no server can hold past the check's deadline.
+
+requests' timeouts bound each socket wait, so a server that trickles one byte at a time can stretch a
+request forever. This session shuts down every socket it opened once the deadline passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from typing import Any
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
+
+from preflight.deadline import Deadline
+
+# PBX Web GUIs normally use self-signed certificates: probes report certificates themselves.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    def __init__(self, deadline: Deadline) -> None:
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._expired = False
+        super().__init__(max_retries=0)
+        self._timer = threading.Timer(deadline.remaining(), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        track = self._track
+
+        class TrackedHTTPConnection(HTTPConnection):
+            def _new_conn(self) -> socket.socket:
+                return track(super()._new_conn())
+
+        class TrackedHTTPSConnection(HTTPSConnection):
+            def _new_conn(self) -> socket.socket:
+                return track(super()._new_conn())
+
+        class TrackedHTTPPool(HTTPConnectionPool):
+            ConnectionCls = TrackedHTTPConnection
+
+        class TrackedHTTPSPool(HTTPSConnectionPool):
+            ConnectionCls = TrackedHTTPSConnection
+
+        self.poolmanager = PoolManager(num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": TrackedHTTPPool, "https": TrackedHTTPSPool}
+
+    def _track(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.append(sock)
+            if self._expired:
+                _shutdown(sock)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        super().close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def deadline_session(deadline: Deadline) -> requests.Session:
+    """A session that ignores proxy settings, accepts self-signed certificates, and ends at `deadline`."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = False
+    adapter = _DeadlineAdapter(deadline)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
