@@ -18,6 +18,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 # Ryuk's image cannot be pulled here; containers are removed by the fixtures instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -142,6 +143,33 @@ def write_inventory(folder: Path, text: str) -> Path:
     path = folder / "inventory.yaml"
     path.write_text(textwrap.dedent(text))
     return path
+
+
+def lab_inventory(
+    folder: Path,
+    target: LabTarget,
+    product: str = "pbxware",
+    *,
+    credentials: bool = True,
+    require_public_ip: bool = False,
+    ssh: Mapping[str, Any] | None = None,
+) -> Path:
+    """An inventory of one host `lab` aimed at `target`; secrets are ${GUI_PASSWORD} and ${ROOT_PASSWORD}."""
+    host: dict[str, Any] = {
+        "name": "lab",
+        "product": product,
+        "address": target.ip,
+        "require_public_ip": require_public_ip,
+    }
+    if credentials:
+        host["gui"] = {"username": target.gui_username, "password": "${GUI_PASSWORD}"}
+        host["ssh"] = {"root_password": "${ROOT_PASSWORD}", **(ssh or {})}
+    return write_inventory(folder, yaml.safe_dump({"hosts": [host]}, sort_keys=False))
+
+
+def lab_secrets(target: LabTarget, **overrides: str) -> dict[str, str]:
+    """The environment that `lab_inventory` refers to, with any variable replaced or added."""
+    return {"ROOT_PASSWORD": target.root_password, "GUI_PASSWORD": target.gui_password, **overrides}
 
 
 def run_preflight(

@@ -151,3 +151,41 @@ def test_gui_login_against_a_hostile_server_fails_within_its_deadline(hostile_se
     assert expected in finding.summary
     assert GUI_PASSWORD not in repr(finding)
     assert elapsed < DEADLINE_SECONDS + SLACK_SECONDS
+
+
+def test_gui_login_never_sends_the_password_to_a_form_on_another_host() -> None:
+    with socket.socket() as elsewhere, socket.socket() as gui:
+        elsewhere.bind(("127.0.0.2", 0))
+        elsewhere.listen()
+        elsewhere.settimeout(0.5)
+        gui.bind(("127.0.0.1", 0))
+        gui.listen()
+        page = (
+            f'<form method="post" action="http://127.0.0.2:{elsewhere.getsockname()[1]}/steal">'
+            '<input name="user"><input type="password" name="pass"></form>'
+        ).encode()
+
+        def serve_form() -> None:
+            connection, _ = gui.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(page), page)
+                )
+
+        server = threading.Thread(target=serve_form, daemon=True)
+        server.start()
+        port = gui.getsockname()[1]
+        target = _target("gui-login", port)
+        plain_http = RequiredPort(port=port, service="http", purpose="Web GUI (HTTP)")
+        target = replace(
+            target, profile=target.profile.model_copy(update={"ports": (*target.profile.ports, plain_http)})
+        )
+
+        finding, _ = _timed(gui_login.run, target)
+        server.join(5)
+
+        assert finding.status is Status.FAIL
+        assert "points to another host (127.0.0.2:" in finding.summary
+        with pytest.raises(TimeoutError):
+            elsewhere.accept()

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.lab import LabTarget, new_secret, run_preflight, write_inventory
-
-
-def _inventory(tmp_path: Path, target: LabTarget, product: str = "pbxware", name: str = "lab", extra: str = "") -> Path:
-    return write_inventory(
-        tmp_path,
-        f"""
-        defaults:
-          require_public_ip: false
-        hosts:
-          - name: {name}
-            product: {product}
-            address: {target.ip}
-            gui:
-              username: {target.gui_username}
-              password: ${{GUI_PASSWORD}}
-            ssh:
-              root_password: ${{ROOT_PASSWORD}}
-        {extra}
-        """,
-    )
-
-
-def _secrets(target: LabTarget, **overrides: str) -> dict[str, str]:
-    return {"ROOT_PASSWORD": target.root_password, "GUI_PASSWORD": target.gui_password, **overrides}
+from tests.lab import LabTarget, lab_inventory, lab_secrets, new_secret, run_preflight, write_inventory
 
 
 def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(
     tmp_path: Path, pbx_target: LabTarget
 ) -> None:
-    run = run_preflight(tmp_path, _inventory(tmp_path, pbx_target), _secrets(pbx_target))
+    run = run_preflight(tmp_path, lab_inventory(tmp_path, pbx_target), lab_secrets(pbx_target))
 
     assert run.exit_code == 0, run.stderr
     assert run.statuses("lab") == {
@@ -53,6 +30,7 @@ def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(
     assert run.report["summary"] == {"hosts": 1, "ready": 1, "not_ready": 0}
     assert run.check("lab", "ssh-root/2020")["evidence"]["uid"] == "0"
     assert run.check("lab", "tcp/2020")["evidence"]["reason"] == "syn-ack"
+    assert run.check("lab", "gui-login/443")["evidence"]["after_login_path"] == "/dashboard"
     assert f"lab (pbxware, {pbx_target.ip}): READY" in run.stdout
     assert "NOT READY" not in run.html
 
@@ -60,9 +38,7 @@ def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(
 def test_ssh_host_key_fingerprint_matches_ssh_keygen(tmp_path: Path, pbx_target: LabTarget) -> None:
     if shutil.which("ssh-keyscan") is None:
         pytest.skip("OpenSSH client tools are not installed")
-    import subprocess
-
-    run = run_preflight(tmp_path, _inventory(tmp_path, pbx_target), _secrets(pbx_target), ["--only", "ssh-root"])
+    run = run_preflight(tmp_path, lab_inventory(tmp_path, pbx_target), lab_secrets(pbx_target), ["--only", "ssh-root"])
     evidence = run.check("lab", "ssh-root/2020")["evidence"]
     scanned = subprocess.run(
         ["ssh-keyscan", "-p", "2020", "-t", evidence["host_key_type"], pbx_target.ip],
@@ -78,7 +54,7 @@ def test_ssh_host_key_fingerprint_matches_ssh_keygen(tmp_path: Path, pbx_target:
 
 
 def test_serverware_with_nothing_on_2222_is_not_ready(tmp_path: Path, pbx_target: LabTarget) -> None:
-    run = run_preflight(tmp_path, _inventory(tmp_path, pbx_target, product="serverware"), _secrets(pbx_target))
+    run = run_preflight(tmp_path, lab_inventory(tmp_path, pbx_target, "serverware"), lab_secrets(pbx_target))
 
     assert run.exit_code == 1
     tcp_2222 = run.check("lab", "tcp/2222")
@@ -114,7 +90,7 @@ def test_wrong_root_password_is_refused_and_the_run_still_finishes(tmp_path: Pat
             ssh: {{root_password: "${{ROOT_PASSWORD}}"}}
         """,
     )
-    run = run_preflight(tmp_path, inventory, _secrets(pbx_target, WRONG_ROOT_PASSWORD=new_secret("wrong-root")))
+    run = run_preflight(tmp_path, inventory, lab_secrets(pbx_target, WRONG_ROOT_PASSWORD=new_secret("wrong-root")))
 
     assert run.exit_code == 1
     refused = run.check("wrong-root", "ssh-root/2020")
@@ -126,8 +102,8 @@ def test_wrong_root_password_is_refused_and_the_run_still_finishes(tmp_path: Pat
 
 
 def test_wrong_gui_password_fails_gui_login(tmp_path: Path, pbx_target: LabTarget) -> None:
-    secrets = _secrets(pbx_target, GUI_PASSWORD=new_secret("wrong-gui"), RIGHT_GUI_PASSWORD=pbx_target.gui_password)
-    run = run_preflight(tmp_path, _inventory(tmp_path, pbx_target), secrets)
+    secrets = lab_secrets(pbx_target, GUI_PASSWORD=new_secret("wrong-gui"), RIGHT_GUI_PASSWORD=pbx_target.gui_password)
+    run = run_preflight(tmp_path, lab_inventory(tmp_path, pbx_target), secrets)
 
     assert run.exit_code == 1
     gui = run.check("lab", "gui-login/443")
@@ -137,17 +113,7 @@ def test_wrong_gui_password_fails_gui_login(tmp_path: Path, pbx_target: LabTarge
 
 
 def test_missing_credentials_fail_as_not_provided(tmp_path: Path, pbx_target: LabTarget) -> None:
-    inventory = write_inventory(
-        tmp_path,
-        f"""
-        hosts:
-          - name: lab
-            product: pbxware
-            address: {pbx_target.ip}
-            require_public_ip: false
-        """,
-    )
-    run = run_preflight(tmp_path, inventory, {})
+    run = run_preflight(tmp_path, lab_inventory(tmp_path, pbx_target, credentials=False), {})
 
     assert run.exit_code == 1
     assert run.check("lab", "ssh-root/2020")["status"] == "fail"
@@ -156,16 +122,7 @@ def test_missing_credentials_fail_as_not_provided(tmp_path: Path, pbx_target: La
 
 
 def test_only_public_ip_and_tcp_needs_no_passwords(tmp_path: Path, pbx_target: LabTarget) -> None:
-    inventory = write_inventory(
-        tmp_path,
-        f"""
-        hosts:
-          - name: lab
-            product: pbxware
-            address: {pbx_target.ip}
-            require_public_ip: false
-        """,
-    )
+    inventory = lab_inventory(tmp_path, pbx_target, credentials=False)
     run = run_preflight(tmp_path, inventory, {}, ["--only", "public-ip,tcp"])
 
     assert run.exit_code == 0
@@ -173,15 +130,7 @@ def test_only_public_ip_and_tcp_needs_no_passwords(tmp_path: Path, pbx_target: L
 
 
 def test_private_address_fails_when_a_public_ip_is_required(tmp_path: Path, pbx_target: LabTarget) -> None:
-    inventory = write_inventory(
-        tmp_path,
-        f"""
-        hosts:
-          - name: lab
-            product: pbxware
-            address: {pbx_target.ip}
-        """,
-    )
+    inventory = lab_inventory(tmp_path, pbx_target, credentials=False, require_public_ip=True)
     run = run_preflight(tmp_path, inventory, {}, ["--only", "public-ip"])
 
     assert run.exit_code == 1
@@ -208,13 +157,10 @@ def test_host_option_checks_only_the_named_hosts(tmp_path: Path, pbx_target: Lab
 
 
 def test_pinned_host_key_mismatch_refuses_to_send_the_password(tmp_path: Path, serverware_target: LabTarget) -> None:
-    wrong_pin = "SHA256:" + "A" * 43
-    inventory = _inventory(tmp_path, serverware_target, product="serverware", extra="")
-    text = inventory.read_text().replace("    ssh:\n", f"    ssh:\n      host_key: {wrong_pin}\n")
-    inventory.write_text(text)
+    pinned = lab_inventory(tmp_path, serverware_target, "serverware", ssh={"host_key": "SHA256:" + "A" * 43})
     logs_before = serverware_target.logs()
 
-    run = run_preflight(tmp_path, inventory, _secrets(serverware_target), ["--only", "tcp,ssh-root"])
+    run = run_preflight(tmp_path, pinned, lab_secrets(serverware_target), ["--only", "tcp,ssh-root"])
 
     ssh_2020 = run.check("lab", "ssh-root/2020")
     assert ssh_2020["status"] == "fail"
@@ -223,14 +169,14 @@ def test_pinned_host_key_mismatch_refuses_to_send_the_password(tmp_path: Path, s
     assert "password for root" not in logs_after_pinned_run[len(logs_before) :]
 
     # The same log does record a password login when the key matches, so its silence above means something.
-    unpinned = _inventory(tmp_path, serverware_target, product="serverware")
-    run_preflight(tmp_path, unpinned, _secrets(serverware_target), ["--only", "tcp,ssh-root"])
+    unpinned = lab_inventory(tmp_path, serverware_target, "serverware")
+    run_preflight(tmp_path, unpinned, lab_secrets(serverware_target), ["--only", "tcp,ssh-root"])
     assert "Accepted password for root" in serverware_target.logs()[len(logs_after_pinned_run) :]
 
 
 def test_serverware_with_both_ssh_ports_is_ready(tmp_path: Path, serverware_target: LabTarget) -> None:
     run = run_preflight(
-        tmp_path, _inventory(tmp_path, serverware_target, product="serverware"), _secrets(serverware_target)
+        tmp_path, lab_inventory(tmp_path, serverware_target, "serverware"), lab_secrets(serverware_target)
     )
 
     assert run.exit_code == 0
@@ -239,15 +185,11 @@ def test_serverware_with_both_ssh_ports_is_ready(tmp_path: Path, serverware_targ
 
 
 def test_per_port_credentials_are_used_for_that_port(tmp_path: Path, serverware_target: LabTarget) -> None:
-    inventory = _inventory(tmp_path, serverware_target, product="serverware")
-    text = inventory.read_text().replace(
-        "      root_password: ${ROOT_PASSWORD}\n",
-        "      root_password: ${ROOT_PASSWORD}\n      per_port:\n        2222:\n          root_password: ${OTHER_PASSWORD}\n",
-    )
-    inventory.write_text(text)
-    run = run_preflight(
-        tmp_path, inventory, _secrets(serverware_target, OTHER_PASSWORD=new_secret("other")), ["--only", "tcp,ssh-root"]
-    )
+    per_port = {"per_port": {2222: {"root_password": "${OTHER_PASSWORD}"}}}
+    inventory = lab_inventory(tmp_path, serverware_target, "serverware", ssh=per_port)
+    secrets = lab_secrets(serverware_target, OTHER_PASSWORD=new_secret("other"))
+
+    run = run_preflight(tmp_path, inventory, secrets, ["--only", "tcp,ssh-root"])
 
     assert run.statuses("lab")["ssh-root/2020"] == "pass"
     assert run.statuses("lab")["ssh-root/2222"] == "fail"

@@ -7,7 +7,7 @@ import sys
 import venv
 from pathlib import Path
 
-from tests.lab import REPO, LabTarget, run_preflight, write_inventory
+from tests.lab import REPO, LabTarget, lab_inventory, lab_secrets, run_preflight
 
 
 def test_wheel_installs_into_a_fresh_venv_and_checks_from_another_folder(tmp_path: Path, pbx_target: LabTarget) -> None:
@@ -26,23 +26,12 @@ def test_wheel_installs_into_a_fresh_venv_and_checks_from_another_folder(tmp_pat
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    inventory = write_inventory(
-        elsewhere,
-        f"""
-        hosts:
-          - name: lab
-            product: pbxware
-            address: {pbx_target.ip}
-            require_public_ip: false
-            gui: {{username: admin, password: "${{GUI_PASSWORD}}"}}
-            ssh: {{root_password: "${{ROOT_PASSWORD}}"}}
-        """,
-    )
+    inventory = lab_inventory(elsewhere, pbx_target)
 
     run = run_preflight(
         elsewhere,
         inventory,
-        {"ROOT_PASSWORD": pbx_target.root_password, "GUI_PASSWORD": pbx_target.gui_password},
+        lab_secrets(pbx_target),
         command=[str(environment / "bin" / "preflight")],
     )
 

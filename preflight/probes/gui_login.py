@@ -111,8 +111,8 @@ def run(target: Target, deadline: Deadline) -> Finding:
         )
     required = target.profile.port(port)
     scheme = "https" if required is None or required.service == "https" else "http"
-    origin = f"{scheme}://{_url_host(ip)}:{port}"
-    evidence: dict[str, Any] = {"url": origin + target.profile.gui_login.path}
+    origin = _Origin(scheme, ip, port, frozenset({ip, target.host.address.lower().rstrip(".")}))
+    evidence: dict[str, Any] = {"url": origin.base + target.profile.gui_login.path}
     with deadline_session(deadline) as session:
         try:
             page = _fetch(session, "GET", evidence["url"], origin, deadline)
@@ -138,7 +138,7 @@ def run(target: Target, deadline: Deadline) -> Finding:
         except _OffHost as exc:
             return Finding(
                 Status.FAIL,
-                f"the Web GUI redirected to another host ({exc})",
+                f"the Web GUI points to another host ({exc}); nothing was sent there",
                 evidence,
                 _REACH_ADVICE.format(port=port),
             )
@@ -180,13 +180,18 @@ def _fetch(
     session: requests.Session,
     method: str,
     url: str,
-    origin: str,
+    origin: _Origin,
     deadline: Deadline,
     data: dict[str, str] | None = None,
 ) -> _Page:
-    """One request, then redirects on the same origin only, with every wait capped by the deadline."""
+    """One request, then redirects on the same origin only, with every wait capped by the deadline.
+
+    Every URL is checked before it is requested, so a form or redirect can never carry the password
+    to another host.
+    """
     redirects: list[str] = []
     for _ in range(_MAX_REDIRECTS + 1):
+        url = origin.pinned(url)
         timeout = deadline.cap(deadline.remaining())
         with session.request(method, url, data=data, allow_redirects=False, stream=True, timeout=timeout) as response:
             body = response.raw.read(_BODY_LIMIT, decode_content=True).decode(
@@ -196,8 +201,33 @@ def _fetch(
             if not (response.is_redirect and location):
                 return _Page(url, response.status_code, body, tuple(redirects))
         url = urljoin(url, location)
-        if not url.startswith(origin + "/") and url != origin:
-            raise _OffHost(urlsplit(url).netloc)
         redirects.append(urlsplit(url).path)
-        method, data = "GET", None
+        if response.status_code not in (307, 308):
+            method, data = "GET", None
     raise requests.TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects")
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """The GUI's scheme, port and names (its address and resolved IP); requests always go to the IP."""
+
+    scheme: str
+    ip: str
+    port: int
+    names: frozenset[str]
+
+    @property
+    def base(self) -> str:
+        return f"{self.scheme}://{_url_host(self.ip)}:{self.port}"
+
+    def pinned(self, url: str) -> str:
+        parts = urlsplit(url)
+        default_port = 443 if parts.scheme == "https" else 80
+        same = (
+            parts.scheme == self.scheme
+            and (parts.hostname or "").lower() in self.names
+            and (parts.port or default_port) == self.port
+        )
+        if not same:
+            raise _OffHost(parts.netloc or url)
+        return parts._replace(netloc=f"{_url_host(self.ip)}:{self.port}").geturl()
