@@ -103,6 +103,13 @@ def _target(kind: str, port: int) -> Target:
     return Target(f"{kind}/{port}", "r", host, PROFILES["pbxware"], port=port, ip="127.0.0.1", addresses=("127.0.0.1",))
 
 
+def _plain_http_gui_target(port: int) -> Target:
+    """A gui-login target whose profile declares `port` as a plain-HTTP GUI port, as the stand-in servers speak."""
+    target = _target("gui-login", port)
+    plain_http = RequiredPort(port=port, service="http", purpose="Web GUI (HTTP)")
+    return replace(target, profile=target.profile.model_copy(update={"ports": (*target.profile.ports, plain_http)}))
+
+
 def _timed(run: Callable[[Target, Deadline], Finding], target: Target) -> tuple[Finding, float]:
     started = time.monotonic()
     finding = run(target, Deadline(DEADLINE_SECONDS))
@@ -141,11 +148,7 @@ def test_ssh_root_against_a_hostile_server_fails_within_its_deadline(hostile_ser
     ids=["tarpit", "trickling-body", "no-login-form"],
 )
 def test_gui_login_against_a_hostile_server_fails_within_its_deadline(hostile_server: int, expected: str) -> None:
-    target = _target("gui-login", hostile_server)
-    # The stand-in servers speak plain HTTP, so the profile declares their port as an HTTP GUI port.
-    plain_http = RequiredPort(port=hostile_server, service="http", purpose="Web GUI (HTTP)")
-    target = replace(target, profile=target.profile.model_copy(update={"ports": (*target.profile.ports, plain_http)}))
-    finding, elapsed = _timed(gui_login.run, target)
+    finding, elapsed = _timed(gui_login.run, _plain_http_gui_target(hostile_server))
 
     assert finding.status is Status.FAIL
     assert expected in finding.summary
@@ -175,14 +178,7 @@ def test_gui_login_never_sends_the_password_to_a_form_on_another_host() -> None:
 
         server = threading.Thread(target=serve_form, daemon=True)
         server.start()
-        port = gui.getsockname()[1]
-        target = _target("gui-login", port)
-        plain_http = RequiredPort(port=port, service="http", purpose="Web GUI (HTTP)")
-        target = replace(
-            target, profile=target.profile.model_copy(update={"ports": (*target.profile.ports, plain_http)})
-        )
-
-        finding, _ = _timed(gui_login.run, target)
+        finding, _ = _timed(gui_login.run, _plain_http_gui_target(gui.getsockname()[1]))
         server.join(5)
 
         assert finding.status is Status.FAIL
