@@ -11,7 +11,7 @@ lab_install_packages() {
     if [ ${#missing[@]} -gt 0 ]; then
         echo "lab: installing ${missing[*]}"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 }
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from preflight import __version__
 from preflight.inventory import Inventory, load_inventory
@@ -21,7 +22,7 @@ from preflight.render import json as json_report
 from preflight.render import terminal
 from preflight.runner import run_plan
 
-EXIT_READY, EXIT_NOT_READY, EXIT_USAGE = 0, 1, 2
+EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONCURRENCY = 32
 
@@ -104,19 +105,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
     args = build_parser().parse_args(argv)
     try:
-        profiles = load_profiles(known_checks=frozenset(registry()))
-        inventory = load_inventory(args.inventory, profiles)
-        if args.command == "validate":
-            print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
-            return EXIT_READY
-        inventory = _select_hosts(inventory, args.host)
-        for option, path in (("--json", args.json), ("--html", args.html)):
-            if path is not None and str(path) != "-" and not Path(path).parent.resolve().is_dir():
-                raise UsageError(f"{option} {path}: the folder does not exist")
+        with contextlib.ExitStack() as outputs:
+            return _run(args, outputs)
     except (ConfigError, UsageError) as exc:
         print(f"preflight: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        # Only report writing does I/O outside the probes; the probes turn their own errors into findings.
+        print(f"preflight: error: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("preflight: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
+
+def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
+    profiles = load_profiles(known_checks=frozenset(registry()))
+    inventory = load_inventory(args.inventory, profiles)
+    if args.command == "validate":
+        print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
+        return EXIT_READY
+    inventory = _select_hosts(inventory, args.host)
+    # Report files are opened before any probe is sent, so a bad path costs nothing and exits 2.
+    json_file = None if args.json in (None, "-") else outputs.enter_context(_open_output("--json", Path(args.json)))
+    html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
     human = sys.stderr if args.json == "-" else sys.stdout
 
     def progress(host: HostReport) -> None:
@@ -127,13 +139,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(terminal.summary_line(report), file=human)
     if args.json == "-":
         sys.stdout.write(json_report.render(report))
-    elif args.json:
-        Path(args.json).write_text(json_report.render(report), encoding="utf-8")
+    if json_file is not None:
+        json_file.write(json_report.render(report))
         print(f"JSON report: {args.json}", file=human)
-    if args.html:
-        args.html.write_text(html_report.render(report), encoding="utf-8")
+    if html_file is not None:
+        html_file.write(html_report.render(report))
         print(f"HTML report: {args.html}", file=human)
     return EXIT_READY if report.ready else EXIT_NOT_READY
+
+
+def _open_output(option: str, path: Path) -> TextIO:
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write: {exc.strerror}") from None
 
 
 def _select_hosts(inventory: Inventory, names: Sequence[str]) -> Inventory:

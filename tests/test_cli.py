@@ -59,7 +59,11 @@ def inventory(tmp_path: Path) -> Path:
         ),
         (
             ["check", "{inv}", "--json", "/nonexistent-folder/r.json"],
-            "preflight: error: --json /nonexistent-folder/r.json: the folder does not exist",
+            "preflight: error: --json /nonexistent-folder/r.json: cannot write: No such file or directory",
+        ),
+        (
+            ["check", "{inv}", "--html", "{dir}"],
+            "preflight: error: --html {dir}: cannot write: Is a directory",
         ),
         (["check", "missing.yaml"], "preflight: error: missing.yaml: no such file"),
         (["check"], "preflight check: error: the following arguments are required: INVENTORY"),
@@ -70,7 +74,11 @@ def inventory(tmp_path: Path) -> Path:
     ],
 )
 def test_usage_errors_are_one_line_with_exit_2(tmp_path: Path, inventory: Path, args: list[str], message: str) -> None:
-    completed = _preflight(*[arg.replace("{inv}", str(inventory)) for arg in args], cwd=tmp_path)
+    placeholders = {"{inv}": str(inventory), "{dir}": str(tmp_path)}
+    for placeholder, value in placeholders.items():
+        args = [arg.replace(placeholder, value) for arg in args]
+        message = message.replace(placeholder, value)
+    completed = _preflight(*args, cwd=tmp_path)
 
     assert completed.returncode == 2
     assert completed.stderr.splitlines() == [message]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -53,11 +54,22 @@ def _hangs(target: Target, deadline: Deadline) -> Finding:
     return Finding(Status.PASS, "too late")
 
 
+def _slow(target: Target, deadline: Deadline) -> Finding:
+    time.sleep(min(1.0, deadline.remaining()))
+    return Finding(Status.PASS, "slow but fine")
+
+
 @pytest.fixture
 def stand_in_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     probes = {
         kind: Probe(kind=kind, plan=lambda host, profile: [], run=run)
-        for kind, run in {"passes": _passes, "fails": _fails, "raises": _raises_with_secret, "hangs": _hangs}.items()
+        for kind, run in {
+            "passes": _passes,
+            "fails": _fails,
+            "raises": _raises_with_secret,
+            "hangs": _hangs,
+            "slow": _slow,
+        }.items()
     }
     monkeypatch.setattr("preflight.runner.registry", lambda: probes)
 
@@ -123,3 +135,19 @@ def test_results_keep_the_plan_order_whatever_order_they_finish_in() -> None:
     report = run_plan([HostPlan(host, (_target(host, "passes/1"),)) for host in hosts], timeout=5, concurrency=8)
 
     assert [host.name for host in report.hosts] == [host.name for host in hosts]
+
+
+@pytest.mark.usefixtures("stand_in_probes")
+def test_a_slow_host_does_not_hold_up_the_others() -> None:
+    slow, fast = _host("slow"), _host("fast")
+    finished: list[str] = []
+
+    report = run_plan(
+        [HostPlan(slow, (_target(slow, "slow/1"),)), HostPlan(fast, (_target(fast, "passes/1"),))],
+        timeout=5,
+        concurrency=2,
+        on_host_done=lambda host: finished.append(host.name),
+    )
+
+    assert finished == ["fast", "slow"]
+    assert [host.name for host in report.hosts] == ["slow", "fast"]
