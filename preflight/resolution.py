@@ -37,6 +37,8 @@ def resolve(address: str, deadline: Deadline) -> Resolution:
         return Resolution((), f"DNS lookup of {address} timed out")
     except socket.gaierror as exc:
         return Resolution((), f"{address} does not resolve ({exc.strerror})")
+    except (OSError, UnicodeError) as exc:
+        return Resolution((), f"{address} could not be looked up ({type(exc).__name__})")
     unique = dict.fromkeys(str(info[4][0]) for info in infos)
     return Resolution(tuple(unique))
 
