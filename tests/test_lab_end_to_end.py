@@ -193,3 +193,60 @@ def test_per_port_credentials_are_used_for_that_port(tmp_path: Path, serverware_
 
     assert run.statuses("lab")["ssh-root/2020"] == "pass"
     assert run.statuses("lab")["ssh-root/2222"] == "fail"
+
+
+@pytest.fixture
+def authorized_key(tmp_path: Path, serverware_target: LabTarget) -> tuple[Path, str]:
+    """A passphrase-protected Ed25519 key in tmp_path, authorized for root on the SERVERware lab target."""
+    passphrase = new_secret("passphrase")
+    key = tmp_path / "support_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", "preflight-test", "-f", str(key)],
+        check=True,
+        timeout=30,
+    )
+    authorize = "mkdir -p -m 700 /root/.ssh && cat >> /root/.ssh/authorized_keys"
+    subprocess.run(
+        ["docker", "exec", "-i", serverware_target.container_id, "sh", "-c", authorize],
+        input=key.with_suffix(".pub").read_bytes(),
+        check=True,
+        timeout=30,
+    )
+    return key, passphrase
+
+
+def _key_inventory(tmp_path: Path, target: LabTarget, key: Path) -> Path:
+    inventory = lab_inventory(tmp_path, target, "serverware", credentials=False)
+    key_settings = f"  ssh:\n    key_file: {key.name}\n    key_passphrase: ${{KEY_PASSPHRASE}}\n"
+    inventory.write_text(inventory.read_text() + key_settings)
+    return inventory
+
+
+def test_root_login_with_a_passphrase_protected_key_file(
+    tmp_path: Path, serverware_target: LabTarget, authorized_key: tuple[Path, str]
+) -> None:
+    key, passphrase = authorized_key
+    inventory = _key_inventory(tmp_path, serverware_target, key)
+
+    run = run_preflight(tmp_path, inventory, {"KEY_PASSPHRASE": passphrase}, ["--only", "tcp,ssh-root"])
+
+    for port in (2020, 2222):
+        login = run.check("lab", f"ssh-root/{port}")
+        assert (login["status"], login["evidence"]["auth_method"], login["evidence"]["uid"]) == (
+            "pass",
+            "publickey",
+            "0",
+        )
+
+
+def test_wrong_key_passphrase_fails_with_its_own_summary(
+    tmp_path: Path, serverware_target: LabTarget, authorized_key: tuple[Path, str]
+) -> None:
+    key, _ = authorized_key
+    inventory = _key_inventory(tmp_path, serverware_target, key)
+
+    run = run_preflight(tmp_path, inventory, {"KEY_PASSPHRASE": new_secret("wrong")}, ["--only", "tcp,ssh-root"])
+
+    login = run.check("lab", "ssh-root/2020")
+    assert login["status"] == "fail"
+    assert "could not be decrypted (wrong key_passphrase?)" in login["summary"]

@@ -7,9 +7,11 @@ import contextlib
 import hashlib
 import socket
 import threading
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import paramiko
+from pydantic import SecretStr
 
 from preflight.deadline import Deadline
 from preflight.inventory import Credentials, Host
@@ -139,10 +141,8 @@ def _authenticate(
     port = target.port
     try:
         if credentials.key_file is not None:
-            passphrase = credentials.key_passphrase.get_secret_value() if credentials.key_passphrase else None
-            key = paramiko.PKey.from_path(credentials.key_file, password=passphrase)
             evidence["auth_method"] = "publickey"
-            transport.auth_publickey("root", key)
+            transport.auth_publickey("root", _load_key(credentials.key_file, credentials.key_passphrase, port))
         elif credentials.root_password is not None:
             evidence["auth_method"] = "password"
             transport.auth_password("root", credentials.root_password.get_secret_value())
@@ -169,6 +169,28 @@ def _authenticate(
                 "'PermitRootLogin yes' in /etc/ssh/sshd_config. (SSH does not say which of the two it was.)",
             )
         ) from None
+
+
+def _load_key(path: Path, passphrase: SecretStr | None, port: int | None) -> paramiko.PKey:
+    secret = passphrase.get_secret_value().encode() if passphrase else None
+    try:
+        # Positional: paramiko 3 names this argument `passphrase`, paramiko 5 `password`; both decrypt with bytes.
+        return paramiko.PKey.from_path(path, cast(str | None, secret))
+    except paramiko.PasswordRequiredException:
+        problem = "is encrypted and the inventory gives no key_passphrase"
+    except (paramiko.SSHException, ValueError):
+        problem = "could not be decrypted (wrong key_passphrase?) or is not a private key paramiko can read"
+    except OSError as exc:
+        problem = f"could not be read ({exc.strerror})"
+    raise _Refused(
+        Finding(
+            Status.FAIL,
+            f"the key file for SSH port {port} {problem}",
+            {"port": port, "key_file": str(path)},
+            "Check ssh.key_file and ssh.key_passphrase in the inventory: the key must be an OpenSSH or PEM "
+            "private key (RSA, ECDSA or Ed25519) that root accepts.",
+        )
+    )
 
 
 def _run_command(transport: paramiko.Transport, command: str, deadline: Deadline) -> str:
