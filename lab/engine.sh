@@ -8,6 +8,8 @@ lab_install_packages() {
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
     command -v ssh-keyscan >/dev/null 2>&1 || missing+=(openssh-client)
     command -v nft >/dev/null 2>&1 || missing+=(nftables)
+    command -v nmap >/dev/null 2>&1 || missing+=(nmap)
+    command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "lab: installing ${missing[*]}"
         apt-get update -qq

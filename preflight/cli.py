@@ -15,6 +15,7 @@ from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
 from preflight.model import HostReport
 from preflight.plan import build_plan
+from preflight.portscan import METHODS, raw_sockets_allowed
 from preflight.probes import registry
 from preflight.profiles import load_profiles
 from preflight.render import html as html_report
@@ -95,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="hosts checked at once (default %(default)s)",
     )
 
+    check.add_argument(
+        "--tcp-method",
+        choices=METHODS,
+        default="auto",
+        help="how ports are probed: raw SYN (needs root or CAP_NET_RAW), connect(), or auto: SYN when allowed "
+        "(default %(default)s)",
+    )
+
     validate = commands.add_parser("validate", help="check an inventory file without probing anything")
     validate.add_argument("inventory", type=Path, metavar="INVENTORY")
     return parser
@@ -135,7 +144,15 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         print("\n".join(terminal.host_lines(host)), file=human, flush=True)
 
     plans = build_plan(inventory, profiles, args.only)
-    report = run_plan(plans, timeout=args.timeout, concurrency=args.concurrency, on_host_done=progress)
+    if args.tcp_method == "syn" and not raw_sockets_allowed():
+        raise UsageError("--tcp-method syn needs raw sockets: run as root or grant CAP_NET_RAW, or use connect")
+    report = run_plan(
+        plans,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+        on_host_done=progress,
+        options={"tcp_method": args.tcp_method},
+    )
     print(terminal.summary_line(report), file=human)
     if args.json == "-":
         sys.stdout.write(json_report.render(report))

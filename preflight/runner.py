@@ -5,21 +5,23 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from preflight import __version__
 from preflight.deadline import Deadline
 from preflight.model import CheckResult, Finding, HostReport, RunReport, Status
 from preflight.plan import HostPlan
-from preflight.probes import registry
+from preflight.probes import BulkRun, registry
 from preflight.resolution import resolve, source_address
 from preflight.target import Target
 
 # A check that ignores its deadline is abandoned this long after it, so the run still ends.
 ABANDON_GRACE_SECONDS = 2.0
+# How many targets a bulk check is allowed to start per `timeout` before it is abandoned as broken.
+BULK_TARGETS_PER_TIMEOUT = 1000
 ERROR_REMEDIATION = (
     "preflight could not complete this check. Rerun it; if it happens again, attach this report to your ticket."
 )
@@ -30,18 +32,25 @@ def run_plan(
     timeout: float,
     concurrency: int,
     on_host_done: Callable[[HostReport], None] | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> RunReport:
-    """Check every host and gather the results into one report."""
+    """Check every host and gather the results into one report.
+
+    Every host is resolved first. Kinds of check that work in bulk (tcp) then run once for the whole run;
+    the rest run host by host, `concurrency` hosts at a time, each check waiting for the one it needs.
+    """
     started_at = _utc_now()
-
-    def check_and_report(plan: HostPlan) -> HostReport:
-        report = check_host(plan, timeout)
-        if on_host_done is not None:
-            on_host_done(report)
-        return report
-
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="host") as pool:
-        hosts = tuple(pool.map(check_and_report, plans))
+        resolved = list(pool.map(lambda plan: _resolved(plan, timeout), plans))
+        done = _run_in_bulk(resolved, timeout, options or {})
+
+        def check_and_report(index: int) -> HostReport:
+            report = check_host(resolved[index], timeout, done[index])
+            if on_host_done is not None:
+                on_host_done(report)
+            return report
+
+        hosts = tuple(pool.map(check_and_report, range(len(resolved))))
     sources = {source_address(host.ip) for host in hosts if host.ip}
     return RunReport(
         tool_version=__version__,
@@ -53,17 +62,81 @@ def run_plan(
     )
 
 
-def check_host(plan: HostPlan, timeout: float) -> HostReport:
-    """Resolve the host once, then run its checks in waves: a check waits for the check it needs."""
-    host = plan.host
-    resolution = resolve(host.address, Deadline(timeout))
-    targets = [
+@dataclass(frozen=True, slots=True)
+class _ResolvedPlan:
+    plan: HostPlan
+    ip: str | None
+    targets: tuple[Target, ...]
+
+
+def _resolved(plan: HostPlan, timeout: float) -> _ResolvedPlan:
+    resolution = resolve(plan.host.address, Deadline(timeout))
+    targets = tuple(
         replace(target, ip=resolution.ip, addresses=resolution.addresses, resolution_error=resolution.error)
         for target in plan.targets
-    ]
+    )
+    return _ResolvedPlan(plan, resolution.ip, targets)
+
+
+def _run_in_bulk(
+    hosts: Sequence[_ResolvedPlan], timeout: float, options: Mapping[str, str]
+) -> list[dict[str, CheckResult]]:
+    """Results of every bulk check (a kind with `run_batch`), per host; bulk kinds need no other check."""
+    done: list[dict[str, CheckResult]] = [{} for _ in hosts]
+    by_kind: dict[str, tuple[BulkRun, list[tuple[int, Target]]]] = {}
+    for index, host in enumerate(hosts):
+        for target in host.targets:
+            run_batch = registry()[target.kind].run_batch
+            if run_batch is None:
+                continue
+            unmet = _unmet_precondition(target, done[index])
+            if unmet is not None:
+                done[index][target.check_id] = _result(target, unmet, 0.0)
+            else:
+                by_kind.setdefault(target.kind, (run_batch, []))[1].append((index, target))
+    for kind, (run_batch, members) in by_kind.items():
+        secrets = [secret for index in {index for index, _ in members} for secret in hosts[index].plan.host.secrets()]
+        results = _run_batch(kind, run_batch, [target for _, target in members], timeout, options, secrets)
+        for (index, target), result in zip(members, results, strict=True):
+            done[index][target.check_id] = result
+    return done
+
+
+def _run_batch(
+    kind: str,
+    run_batch: BulkRun,
+    targets: list[Target],
+    timeout: float,
+    options: Mapping[str, str],
+    secrets: Sequence[str],
+) -> list[CheckResult]:
+    findings: list[Finding] = []
+    started = time.perf_counter()
+
+    def work() -> None:
+        try:
+            findings.extend(run_batch(targets, timeout, options))
+        except Exception as exc:  # noqa: BLE001 - a broken bulk check becomes an error on each of its targets
+            failure = Finding(Status.ERROR, redact(f"{type(exc).__name__}: {exc}", secrets), {}, ERROR_REMEDIATION)
+            findings[:] = [failure] * len(targets)
+
+    thread = threading.Thread(target=work, daemon=True, name=f"bulk-{kind}")
+    thread.start()
+    # A bulk check settles each target within `timeout` of its first probe; it may take turns to start them.
+    thread.join(timeout * (2 + len(targets) / BULK_TARGETS_PER_TIMEOUT) + ABANDON_GRACE_SECONDS)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if thread.is_alive() or len(findings) != len(targets):
+        findings = [Finding(Status.ERROR, f"did not finish within {timeout:g}s", {}, ERROR_REMEDIATION)] * len(targets)
+    return [_result(target, finding, elapsed_ms) for target, finding in zip(targets, findings, strict=True)]
+
+
+def check_host(plan: _ResolvedPlan, timeout: float, done: Mapping[str, CheckResult]) -> HostReport:
+    """Run the host's remaining checks in waves: a check waits for the check it needs."""
+    host = plan.plan.host
+    targets = plan.targets
     planned = {target.check_id for target in targets}
-    results: dict[str, CheckResult] = {}
-    pending = targets
+    results: dict[str, CheckResult] = dict(done)
+    pending = [target for target in targets if target.check_id not in results]
     while pending:
         wave = [
             target
@@ -79,13 +152,13 @@ def check_host(plan: HostPlan, timeout: float) -> HostReport:
         name=host.name,
         product=host.product,
         address=host.address,
-        ip=resolution.ip,
+        ip=plan.ip,
         checks=tuple(results[target.check_id] for target in targets if target.check_id in results),
     )
 
 
 def _run_wave(
-    wave: list[Target], done: dict[str, CheckResult], timeout: float, secrets: Sequence[str]
+    wave: list[Target], done: Mapping[str, CheckResult], timeout: float, secrets: Sequence[str]
 ) -> list[CheckResult]:
     slots: list[CheckResult | None] = [None] * len(wave)
     threads = []
@@ -110,37 +183,46 @@ def _fill(
     slots: list[CheckResult | None],
     index: int,
     target: Target,
-    done: dict[str, CheckResult],
+    done: Mapping[str, CheckResult],
     timeout: float,
     secrets: Sequence[str],
 ) -> None:
     slots[index] = run_check(target, done, timeout, secrets)
 
 
-def run_check(target: Target, done: dict[str, CheckResult], timeout: float, secrets: Sequence[str]) -> CheckResult:
+def run_check(target: Target, done: Mapping[str, CheckResult], timeout: float, secrets: Sequence[str]) -> CheckResult:
     """One check, timed; its prerequisites decide whether it runs, and any exception becomes an error."""
     started = time.perf_counter()
-    needed = done.get(target.needs) if target.needs else None
-    if needed is not None and needed.status is not Status.PASS:
-        finding = Finding(
-            Status.SKIPPED,
-            f"not attempted: {needed.id} is {needed.evidence.get('state', needed.status.value)}",
-            {"needs": needed.id},
-            f"Fix {needed.id} first: {needed.remediation}",
-        )
-    elif target.port is not None and target.ip is None:
-        finding = Finding(
-            Status.SKIPPED,
-            f"not attempted: {target.resolution_error or 'the address does not resolve'}",
-            {},
-            "Fix public-ip first: give support an address that resolves.",
-        )
-    else:
+    finding = _unmet_precondition(target, done)
+    if finding is None:
         try:
             finding = registry()[target.kind].run(target, Deadline(timeout))
         except Exception as exc:  # noqa: BLE001 - one broken check must not sink the host or the run
             finding = Finding(Status.ERROR, redact(f"{type(exc).__name__}: {exc}", secrets), {}, ERROR_REMEDIATION)
     return _result(target, finding, (time.perf_counter() - started) * 1000)
+
+
+def _unmet_precondition(target: Target, done: Mapping[str, CheckResult]) -> Finding | None:
+    """Why `target` is skipped: the check it needs did not pass, or its host has no address."""
+    needed = done.get(target.needs) if target.needs else None
+    if needed is not None and needed.status is Status.SKIPPED:
+        # Repeat the root cause rather than "x is skipped", so the reader sees what to fix.
+        return Finding(Status.SKIPPED, needed.summary, {"needs": needed.id}, needed.remediation)
+    if needed is not None and needed.status is not Status.PASS:
+        return Finding(
+            Status.SKIPPED,
+            f"not attempted: {needed.id} is {needed.evidence.get('state', needed.status.value)}",
+            {"needs": needed.id},
+            f"Fix {needed.id} first: {needed.remediation}",
+        )
+    if target.port is not None and target.ip is None:
+        return Finding(
+            Status.SKIPPED,
+            f"not attempted: {target.resolution_error or 'the address does not resolve'}",
+            {},
+            "Fix public-ip first: give support an address that resolves.",
+        )
+    return None
 
 
 def _result(target: Target, finding: Finding, duration_ms: float) -> CheckResult:

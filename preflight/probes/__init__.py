@@ -1,14 +1,16 @@
 """The probes: one module per kind of check, found by discovery.
 
 A module `foo_bar.py` is the check kind `foo-bar`. It defines
-`plan(host, profile) -> list[Target]` and `run(target, deadline) -> Finding`.
+`plan(host, profile) -> list[Target]` and `run(target, deadline) -> Finding`. A kind that works better in
+bulk (one port scan for the whole run) also defines `run_batch(targets, timeout, options) -> list[Finding]`;
+the runner then gives it every target of that kind at once. Such a kind may not need another check.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -18,12 +20,15 @@ from preflight.model import Finding
 from preflight.profiles import Profile
 from preflight.target import Target
 
+BulkRun = Callable[[Sequence[Target], float, Mapping[str, str]], list[Finding]]
+
 
 @dataclass(frozen=True, slots=True)
 class Probe:
     kind: str
     plan: Callable[[Host, Profile], list[Target]]
     run: Callable[[Target, Deadline], Finding]
+    run_batch: BulkRun | None = None
 
 
 @cache
@@ -33,5 +38,5 @@ def registry() -> Mapping[str, Probe]:
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
         kind = info.name.replace("_", "-")
-        probes[kind] = Probe(kind=kind, plan=module.plan, run=module.run)
+        probes[kind] = Probe(kind=kind, plan=module.plan, run=module.run, run_batch=getattr(module, "run_batch", None))
     return probes

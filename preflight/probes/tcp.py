@@ -1,25 +1,21 @@
-"""tcp/<port>: every port the product needs must be open (forwarded) on the host's address."""
+"""tcp/<port>: every port the product needs must be open (forwarded) on the host's address.
+
+All the run's ports are scanned together (preflight/portscan), so a thousand hosts cost about what one does.
+"""
 
 from __future__ import annotations
 
-import errno
-import socket
-import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from preflight.deadline import Deadline
 from preflight.inventory import Host
 from preflight.model import Finding, Status
+from preflight.portscan import EchoResult, PortVerdict, scan
 from preflight.profiles import Profile
 from preflight.target import Target
 
 REQUIREMENT = "TCP {port} must be open to the internet, or forwarded to the system, for {purpose}."
-
-_UNREACHABLE_REASONS = {
-    errno.EHOSTUNREACH: "host-unreach",
-    errno.ENETUNREACH: "net-unreach",
-    errno.EACCES: "admin-prohibited",
-    errno.EPERM: "admin-prohibited",
-}
 
 
 def plan(host: Host, profile: Profile) -> list[Target]:
@@ -35,51 +31,70 @@ def plan(host: Host, profile: Profile) -> list[Target]:
     ]
 
 
-def connect_state(ip: str, port: int, deadline: Deadline) -> tuple[str, str, float | None]:
-    """(state, reason, rtt_ms) of one TCP connect(), in nmap's words."""
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(deadline.cap(deadline.remaining()))
-        started = time.perf_counter()
-        try:
-            sock.connect((ip, port))
-        except ConnectionRefusedError:
-            return "closed", "conn-refused", _elapsed_ms(started)
-        except TimeoutError:
-            return "filtered", "no-response", None
-        except OSError as exc:
-            if exc.errno in _UNREACHABLE_REASONS:
-                return "filtered", _UNREACHABLE_REASONS[exc.errno], _elapsed_ms(started)
-            raise
-        return "open", "syn-ack", _elapsed_ms(started)
-
-
-def _elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
 def run(target: Target, deadline: Deadline) -> Finding:
+    return run_batch([target], deadline.remaining(), {})[0]
+
+
+def run_batch(targets: Sequence[Target], timeout: float, options: Mapping[str, str]) -> list[Finding]:
+    """One finding per target, in order, from a single scan of all their endpoints."""
+    result = scan([target.endpoint() for target in targets], timeout, options.get("tcp_method", "auto"))
+    return [
+        finding(target, result.ports[target.endpoint()], result.echo.get(target.endpoint()[0])) for target in targets
+    ]
+
+
+def finding(target: Target, verdict: PortVerdict, echo: EchoResult | None) -> Finding:
     ip, port = target.endpoint()
     purpose = target.purpose
-    state, reason, rtt_ms = connect_state(ip, port, deadline)
-    evidence = {"ip": ip, "port": port, "state": state, "reason": reason, "rtt_ms": rtt_ms, "method": "connect"}
-    if state == "open":
+    evidence: dict[str, Any] = {
+        "ip": ip,
+        "port": port,
+        "state": verdict.state,
+        "reason": verdict.reason,
+        "rtt_ms": verdict.rtt_ms,
+        "method": verdict.method,
+        "probes": verdict.probes,
+    }
+    if verdict.icmp is not None:
+        evidence["icmp"] = {
+            "type": verdict.icmp.type,
+            "code": verdict.icmp.code,
+            "meaning": verdict.icmp.meaning,
+            "from": verdict.icmp.source,
+        }
+    if echo is not None:
+        evidence["icmp_echo"] = {"replied": echo.replied, "rtt_ms": echo.rtt_ms}
+    if verdict.state == "open":
         return Finding(Status.PASS, f"TCP {port} is open: {purpose}", evidence)
-    if state == "closed":
+    if verdict.state == "closed":
         return Finding(
             Status.FAIL,
-            f"TCP {port} is closed: {ip} refused the connection",
+            f"TCP {port} is closed: {ip} answered with a reset",
             evidence,
             f"TCP {port} is closed: the address answered, but nothing accepts connections on it. "
             f"Forward TCP {port} on your router or firewall to the system's LAN address, and make sure the service "
             f"is running on the system ({purpose}).",
         )
-    waited = "no answer before the deadline" if reason == "no-response" else f"the network answered {reason}"
     return Finding(
         Status.FAIL,
-        f"TCP {port} is filtered: {waited}",
+        f"TCP {port} is filtered: {_why_filtered(verdict)}",
         evidence,
         f"TCP {port} is filtered: forward TCP {port} on your router or firewall to the system's LAN "
         "address and allow it in every firewall on the way; if your provider filters traffic, ask them to open it. "
         f"Support needs it for {purpose}.",
     )
+
+
+def _why_filtered(verdict: PortVerdict) -> str:
+    if verdict.icmp is not None:
+        return (
+            f"{verdict.icmp.source} answered ICMP unreachable type {verdict.icmp.type} code {verdict.icmp.code} "
+            f"({verdict.icmp.meaning})"
+        )
+    if verdict.reason == "no-response":
+        return (
+            f"no answer to {verdict.probes} SYN probes"
+            if verdict.method == "syn"
+            else (f"no answer to {verdict.probes} connection attempts")
+        )
+    return f"this machine could not send the probe ({verdict.reason})"

@@ -1,0 +1,240 @@
+"""Reachability at scale: preflight against nmap -sT and -sS, on N lab hosts whose port states are known.
+
+The lab is one network namespace behind a veth pair. It holds N addresses from the benchmarking range
+198.19.0.0/16 on its loopback, one accept-and-close listener per port with a deep backlog, and nftables
+sets that make a known mix of closed (TCP reset) and filtered (dropped) ports. Traffic goes nowhere else.
+Run as root: see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+PORTS = (80, 81, 443, 2020, 2222)
+STATE_WEIGHTS = {"open": 0.5, "closed": 0.25, "filtered": 0.25}
+HOST_SIDE, LAB_SIDE = "198.18.0.1", "198.18.0.2"
+TARGET_NETWORK = ipaddress.ip_network("198.19.0.0/16")
+LISTENER_LIFETIME_SECONDS = 3600
+BENCH = Path(__file__).resolve().parent
+
+Endpoint = tuple[str, int]
+
+
+def _ip(*args: str, stdin: str | None = None) -> None:
+    subprocess.run(["ip", *args], input=stdin, text=True, check=True, capture_output=True, timeout=120)
+
+
+@dataclass
+class ScaleLab:
+    namespace: str
+    addresses: list[str]
+    truth: dict[Endpoint, str]
+
+
+def known_truth(hosts: int, seed: int) -> tuple[list[str], dict[Endpoint, str]]:
+    """N target addresses and, for each of their ports, the state the lab gives it."""
+    chooser = random.Random(seed)  # noqa: S311 - a reproducible mix, not a secret
+    addresses = [str(TARGET_NETWORK[256 + index]) for index in range(hosts)]
+    states = list(STATE_WEIGHTS)
+    weights = list(STATE_WEIGHTS.values())
+    truth = {(ip, port): chooser.choices(states, weights)[0] for ip in addresses for port in PORTS}
+    return addresses, truth
+
+
+def _nft_ruleset(truth: Mapping[Endpoint, str]) -> str:
+    def elements(state: str) -> str:
+        return ", ".join(f"{ip} . {port}" for (ip, port), known in truth.items() if known == state) or ""
+
+    def set_block(name: str) -> str:
+        body = elements(name)
+        listed = f"elements = {{ {body} }}" if body else ""
+        return f"set {name} {{ type ipv4_addr . inet_service; {listed} }}"
+
+    return f"""
+table inet bench {{
+    {set_block("closed")}
+    {set_block("filtered")}
+    chain input {{
+        type filter hook input priority 0; policy accept;
+        ip daddr . tcp dport @filtered drop
+        ip daddr . tcp dport @closed reject with tcp reset
+    }}
+}}
+"""
+
+
+@contextmanager
+def scale_lab(hosts: int, seed: int) -> Iterator[ScaleLab]:
+    """Build the namespace, its addresses, firewall and listeners; tear all of it down afterwards."""
+    namespace = f"pfbench-{secrets.token_hex(3)}"
+    host_link, lab_link = f"pfb{namespace[-6:]}h", f"pfb{namespace[-6:]}l"
+    addresses, truth = known_truth(hosts, seed)
+    listener = None
+    try:
+        _ip("netns", "add", namespace)
+        _ip("link", "add", host_link, "type", "veth", "peer", "name", lab_link)
+        _ip("link", "set", lab_link, "netns", namespace)
+        _ip("addr", "add", f"{HOST_SIDE}/30", "dev", host_link)
+        _ip("link", "set", host_link, "up")
+        batch = [
+            f"addr add {LAB_SIDE}/30 dev {lab_link}",
+            f"link set {lab_link} up",
+            "link set lo up",
+            f"route add default via {HOST_SIDE}",
+        ] + [f"addr add {address}/32 dev lo" for address in addresses]
+        _ip("-n", namespace, "-batch", "-", stdin="\n".join(batch) + "\n")
+        _ip("route", "add", str(TARGET_NETWORK), "via", LAB_SIDE)
+        for setting in ("net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535"):
+            subprocess.run(["ip", "netns", "exec", namespace, "sysctl", "-q", "-w", setting], check=True, timeout=30)
+        subprocess.run(
+            ["ip", "netns", "exec", namespace, "nft", "-f", "-"],
+            input=_nft_ruleset(truth),
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, sys.executable, str(BENCH / "listener.py"),
+             str(LISTENER_LIFETIME_SECONDS), *map(str, PORTS)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert listener.stdout is not None
+        if listener.stdout.readline().strip() != "ready":
+            raise RuntimeError("the bench listener did not start")
+        yield ScaleLab(namespace, addresses, truth)
+    finally:
+        if listener is not None:
+            listener.kill()
+            listener.wait(timeout=30)
+        subprocess.run(["ip", "route", "del", str(TARGET_NETWORK)], capture_output=True, timeout=30)
+        subprocess.run(["ip", "link", "del", host_link], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30)
+
+
+@dataclass
+class Measured:
+    tool: str
+    wall_seconds: float
+    peak_rss_mb: float
+    states: dict[Endpoint, str]
+    note: str = ""
+
+
+def _timed(command: Sequence[str], output: Path) -> tuple[float, float, int]:
+    """Wall time, peak RSS (MB) and exit status of one command, measured for that process alone."""
+    with output.open("w") as sink:
+        started = time.monotonic()
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.monotonic() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, process.returncode
+
+
+def run_preflight(lab: ScaleLab, workdir: Path, extra: Sequence[str] = ()) -> Measured:
+    inventory = workdir / "inventory.yaml"
+    lines = ["defaults:", "  product: serverware", "  require_public_ip: false", "hosts:"]
+    lines += [f"  - {{name: h{index}, address: {ip}}}" for index, ip in enumerate(lab.addresses)]
+    inventory.write_text("\n".join(lines) + "\n")
+    report = workdir / "preflight.json"
+    command = [sys.executable, "-m", "preflight", "check", str(inventory), "--only", "public-ip,tcp",
+               "--json", str(report), *extra]  # fmt: skip
+    wall, rss, status = _timed(command, workdir / "preflight.out")
+    if status not in (0, 1):
+        raise RuntimeError(f"preflight exited {status}: {(workdir / 'preflight.out').read_text()[-2000:]}")
+    states: dict[Endpoint, str] = {}
+    methods: set[str] = set()
+    for host in json.loads(report.read_text())["hosts"]:
+        for check in host["checks"]:
+            if check["id"].startswith("tcp/"):
+                states[(host["address"], check["evidence"]["port"])] = check["evidence"]["state"]
+                methods.add(check["evidence"]["method"])
+    label = " ".join(["preflight", *extra]) if extra else "preflight (defaults)"
+    return Measured(label, wall, rss, states, f"method {', '.join(sorted(methods))}")
+
+
+def run_nmap(lab: ScaleLab, workdir: Path, scan_type: str) -> Measured:
+    targets = workdir / "targets.txt"
+    targets.write_text("\n".join(lab.addresses) + "\n")
+    xml_path = workdir / f"nmap{scan_type}.xml"
+    command = ["nmap", "-n", "-Pn", scan_type, "-T4", "-p", ",".join(map(str, PORTS)), "-iL", str(targets),
+               "-oX", str(xml_path)]  # fmt: skip
+    wall, rss, status = _timed(command, workdir / f"nmap{scan_type}.out")
+    if status != 0:
+        raise RuntimeError(f"nmap exited {status}")
+    states: dict[Endpoint, str] = {}
+    for host in ET.parse(xml_path).getroot().iter("host"):  # noqa: S314 - nmap's XML from this run
+        address = host.find("address")
+        ports = host.find("ports")
+        if address is None or ports is None:
+            continue
+        ip = address.get("addr", "")
+        default = next((extra.get("state", "") for extra in ports.iter("extraports")), "")
+        listed = {int(port.get("portid", "0")): port.find("state") for port in ports.iter("port")}
+        for port in PORTS:
+            state = listed.get(port)
+            states[(ip, port)] = state.get("state", "") if state is not None else default
+    return Measured(f"nmap -n -Pn {scan_type} -T4", wall, rss, states)
+
+
+def agreement(measured: Measured, truth: Mapping[Endpoint, str]) -> tuple[int, list[str]]:
+    wrong = [
+        f"{ip}:{port} is {known}, {measured.tool} said {measured.states.get((ip, port), 'nothing')}"
+        for (ip, port), known in truth.items()
+        if measured.states.get((ip, port)) != known
+    ]
+    return len(truth) - len(wrong), wrong
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, nargs="+", default=[1000], help="lab sizes to run (default 1000)")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--no-nmap", action="store_true", help="time preflight only")
+    parser.add_argument("--connect", action="store_true", help="also time preflight --tcp-method connect")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench: run as root (it builds a network namespace)", file=sys.stderr)
+        return 2
+    failed = False
+    for hosts in args.hosts:
+        with scale_lab(hosts, args.seed) as lab, tempfile.TemporaryDirectory(prefix="pf-bench-") as folder:
+            workdir = Path(folder)
+            counts = {state: sum(1 for known in lab.truth.values() if known == state) for state in STATE_WEIGHTS}
+            print(f"\n== {hosts} hosts x {len(PORTS)} ports = {len(lab.truth)} endpoints; truth: "
+                  + ", ".join(f"{count} {state}" for state, count in counts.items()))  # fmt: skip
+            runs = [run_preflight(lab, workdir)]
+            if args.connect:
+                runs.append(run_preflight(lab, workdir, ["--tcp-method", "connect"]))
+            if not args.no_nmap:
+                runs += [run_nmap(lab, workdir, "-sT"), run_nmap(lab, workdir, "-sS")]
+            reference = next((run for run in runs if run.tool.startswith("nmap -n -Pn -sT")), None)
+            print(f"{'tool':40} {'wall s':>8} {'vs -sT':>7} {'peak RSS MB':>12}  agreement with truth")
+            for run in runs:
+                agreed, wrong = agreement(run, lab.truth)
+                ratio = f"{run.wall_seconds / reference.wall_seconds:.2f}" if reference else "-"
+                print(f"{run.tool:40} {run.wall_seconds:8.2f} {ratio:>7} {run.peak_rss_mb:12.1f}  "
+                      f"{100 * agreed / len(lab.truth):.2f}% ({agreed}/{len(lab.truth)}) {run.note}")  # fmt: skip
+                for line in wrong[:5]:
+                    print(f"    {line}")
+                failed |= bool(wrong) and run.tool.startswith("preflight")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

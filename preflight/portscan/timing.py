@@ -1,0 +1,53 @@
+"""How long to wait for an answer: RFC 6298 round-trip estimates per host, as nmap's adaptive timing keeps them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# A host that has not answered anything yet gets the RFC 6298 initial timeout.
+INITIAL_TIMEOUT = 1.0
+# Even on a LAN, wait this long for an answer: nmap -T4's --min-rtt-timeout.
+MIN_TIMEOUT = 0.1
+MAX_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class RttEstimator:
+    smoothed: float | None = None
+    variation: float = 0.0
+    samples: int = 0
+
+    def record(self, rtt: float) -> None:
+        if self.smoothed is None:
+            self.smoothed, self.variation = rtt, rtt / 2
+        else:
+            self.variation = 0.75 * self.variation + 0.25 * abs(self.smoothed - rtt)
+            self.smoothed = 0.875 * self.smoothed + 0.125 * rtt
+        self.samples += 1
+
+    def timeout(self) -> float | None:
+        if self.smoothed is None:
+            return None
+        return min(MAX_TIMEOUT, max(MIN_TIMEOUT, self.smoothed + 4 * self.variation))
+
+
+class Timing:
+    """Round-trip estimates learned from every answer: per host first, then across the whole scan."""
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, RttEstimator] = {}
+        self._scan = RttEstimator()
+
+    def record(self, ip: str, rtt: float) -> None:
+        self._hosts.setdefault(ip, RttEstimator()).record(rtt)
+        self._scan.record(rtt)
+
+    def timeout(self, ip: str, attempt: int) -> float:
+        """How long the `attempt`-th probe (0 first) to `ip` waits; each retry waits twice as long."""
+        host = self._hosts.get(ip)
+        learned = (host.timeout() if host else None) or self._scan.timeout() or INITIAL_TIMEOUT
+        return learned * (1 << attempt)
+
+    def smoothed_rtt(self, ip: str) -> float | None:
+        host = self._hosts.get(ip)
+        return host.smoothed if host else None
