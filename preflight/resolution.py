@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from preflight.deadline import Deadline
@@ -23,6 +24,19 @@ class Resolution:
         ordered = sorted(self.addresses, key=lambda address: ipaddress.ip_address(address).version)
         return ordered[0] if ordered else None
 
+    @property
+    def records(self) -> dict[str, list[str]]:
+        """The addresses by DNS record type: `A` (IPv4) and `AAAA` (IPv6), both always present."""
+        return records_by_type(self.addresses)
+
+
+def records_by_type(addresses: Iterable[str]) -> dict[str, list[str]]:
+    """`addresses` split into `A` (IPv4) and `AAAA` (IPv6) lists, each in the resolver's order."""
+    records: dict[str, list[str]] = {"A": [], "AAAA": []}
+    for address in addresses:
+        records["A" if ipaddress.ip_address(address).version == 4 else "AAAA"].append(address)
+    return records
+
 
 def resolve(address: str, deadline: Deadline) -> Resolution:
     """Every A and AAAA address of `address` (an IP literal resolves to itself)."""
@@ -30,7 +44,8 @@ def resolve(address: str, deadline: Deadline) -> Resolution:
         return Resolution((str(ipaddress.ip_address(address)),))
     except ValueError:
         pass
-    future = _resolver_pool.submit(socket.getaddrinfo, address, None, 0, socket.SOCK_STREAM)
+    # AF_UNSPEC asks for both record types; an AAAA-only or A-only name still resolves.
+    future = _resolver_pool.submit(socket.getaddrinfo, address, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
     try:
         infos = future.result(timeout=deadline.remaining())
     except concurrent.futures.TimeoutError:
@@ -39,7 +54,7 @@ def resolve(address: str, deadline: Deadline) -> Resolution:
         return Resolution((), f"{address} does not resolve ({exc.strerror})")
     except (OSError, UnicodeError) as exc:
         return Resolution((), f"{address} could not be looked up ({type(exc).__name__})")
-    unique = dict.fromkeys(str(info[4][0]) for info in infos)
+    unique = dict.fromkeys(str(info[4][0]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6))
     return Resolution(tuple(unique))
 
 
