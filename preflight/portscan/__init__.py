@@ -8,7 +8,7 @@ times learned from every answer, and a retry before any silence is called `filte
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from preflight.portscan.connect import ConnectEngine
 from preflight.portscan.syn import SynEngine, raw_sockets_allowed
@@ -19,8 +19,8 @@ __all__ = ["METHODS", "EchoResult", "Endpoint", "IcmpError", "PortVerdict", "Sca
 METHODS = ("auto", "syn", "connect")
 SYN_WINDOW = 2048
 CONNECT_WINDOW = 1024
-# After the kernel dropped answers meant for us, silent ports are probed again this many at a time.
-CALM_WINDOW = 64
+# After the kernel dropped answers meant for us, silent ports are probed again, fewer at a time on each pass.
+CALM_WINDOWS = (64, 8, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +58,16 @@ def _syn_scan(
         ports = engine.scan(endpoints)
         echo.update(engine.echo)
         overloaded = engine.dropped > 0
-    silent = [endpoint for endpoint, verdict in ports.items() if verdict.reason == "no-response"]
-    if overloaded and silent:
+    for window in CALM_WINDOWS:
+        silent = [endpoint for endpoint, verdict in ports.items() if verdict.reason == "no-response"]
+        if not overloaded or not silent:
+            return ports
         # The kernel dropped answers before we read them, so silence proves nothing: ask again, calmly.
-        with SynEngine(timeout, CALM_WINDOW) as engine:
+        with SynEngine(timeout, window, echo=False) as engine:
             ports.update(engine.scan(silent))
+            overloaded = engine.dropped > 0
+    if overloaded:
+        for endpoint, verdict in ports.items():
+            if verdict.reason == "no-response":
+                ports[endpoint] = replace(verdict, state="unknown", reason="prober-overloaded")
     return ports

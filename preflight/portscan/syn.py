@@ -68,8 +68,9 @@ def syn_packet(source: str, destination: str, source_port: int, port: int, seque
 class SynEngine(ScanEngine):
     method = "syn"
 
-    def __init__(self, timeout: float, window: int) -> None:
+    def __init__(self, timeout: float, window: int, *, echo: bool = True) -> None:
         super().__init__(timeout, window)
+        self._send_echo = echo
         self._key = secrets.token_bytes(16)
         self._sources: dict[str, str | None] = {}
         self._echo_sent: dict[str, float] = {}
@@ -116,7 +117,8 @@ class SynEngine(ScanEngine):
         return int.from_bytes(digest, "big")
 
     def scan(self, endpoints: Sequence[Endpoint]) -> dict[Endpoint, PortVerdict]:
-        self._send_echoes(dict.fromkeys(ip for ip, _ in endpoints))
+        if self._send_echo:
+            self._send_echoes(dict.fromkeys(ip for ip, _ in endpoints))
         verdicts = super().scan(endpoints)
         self._drain()
         for ip in self._echo_sent:

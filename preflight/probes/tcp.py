@@ -75,6 +75,14 @@ def finding(target: Target, verdict: PortVerdict, echo: EchoResult | None) -> Fi
             f"Forward TCP {port} on your router or firewall to the system's LAN address, and make sure the service "
             f"is running on the system ({purpose}).",
         )
+    if verdict.state == "unknown":
+        return Finding(
+            Status.ERROR,
+            f"TCP {port} state unknown: this machine dropped answers faster than preflight could read them",
+            evidence,
+            "preflight's own machine was overloaded, so silence from this port proves nothing. Rerun preflight "
+            "when the machine is less busy, or with --tcp-method connect.",
+        )
     return Finding(
         Status.FAIL,
         f"TCP {port} is filtered: {_why_filtered(verdict)}",
