@@ -29,6 +29,8 @@ STATE_WEIGHTS = {"open": 0.5, "closed": 0.25, "filtered": 0.25}
 HOST_SIDE, LAB_SIDE = "198.18.0.1", "198.18.0.2"
 TARGET_NETWORK = ipaddress.ip_network("198.19.0.0/16")
 LISTENER_LIFETIME_SECONDS = 3600
+# preflight's reachability phase: everything before the logins.
+REACHABILITY_CHECKS = "public-ip,vantage,tcp"
 BENCH = Path(__file__).resolve().parent
 
 Endpoint = tuple[str, int]
@@ -152,7 +154,7 @@ def run_preflight(lab: ScaleLab, workdir: Path, extra: Sequence[str] = ()) -> Me
     lines += [f"  - {{name: h{index}, address: {ip}}}" for index, ip in enumerate(lab.addresses)]
     inventory.write_text("\n".join(lines) + "\n")
     report = workdir / "preflight.json"
-    command = [sys.executable, "-m", "preflight", "check", str(inventory), "--only", "public-ip,tcp",
+    command = [sys.executable, "-m", "preflight", "check", str(inventory), "--only", REACHABILITY_CHECKS,
                "--json", str(report), *extra]  # fmt: skip
     wall, rss, status = _timed(command, workdir / "preflight.out")
     if status not in (0, 1):

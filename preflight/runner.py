@@ -208,10 +208,12 @@ def _unmet_precondition(target: Target, done: Mapping[str, CheckResult]) -> Find
     if needed is not None and needed.status is Status.SKIPPED:
         # Repeat the root cause rather than "x is skipped", so the reader sees what to fix.
         return Finding(Status.SKIPPED, needed.summary, {"needs": needed.id}, needed.remediation)
-    if needed is not None and needed.status is not Status.PASS:
+    # A warning (an expired certificate, say) does not stop what depends on it.
+    if needed is not None and needed.status not in (Status.PASS, Status.WARN):
+        state = needed.evidence.get("state")
         return Finding(
             Status.SKIPPED,
-            f"not attempted: {needed.id} is {needed.evidence.get('state', needed.status.value)}",
+            f"not attempted: {needed.id} is {state}" if state else f"not attempted: {needed.id}: {needed.summary}",
             {"needs": needed.id},
             f"Fix {needed.id} first: {needed.remediation}",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -13,12 +14,17 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 # Ryuk's image cannot be pulled here; containers are removed by the fixtures instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -70,8 +76,18 @@ def require_lab() -> None:
 
 
 @contextmanager
-def lab_target(ssh_ports: Sequence[int] = (2020, 2222)) -> Iterator[LabTarget]:
-    """One lab container with sshd on `ssh_ports` and the GUI behind nginx on 80, 81 and 443."""
+def lab_target(
+    ssh_ports: Sequence[int] = (2020, 2222),
+    *,
+    extra_http_ports: Sequence[int] = (),
+    tarpit_ports: Sequence[int] = (),
+    tls_certificate: LabCertificate | None = None,
+) -> Iterator[LabTarget]:
+    """One lab container with sshd on `ssh_ports` and the GUI behind nginx on 80, 81 and 443.
+
+    Hostile variants: nginx also answers plain HTTP on `extra_http_ports`, a tarpit that never speaks listens on
+    `tarpit_ports`, and `tls_certificate` replaces the image's own certificate on 443.
+    """
     from testcontainers.core.container import DockerContainer
 
     target_secrets = {
@@ -80,8 +96,14 @@ def lab_target(ssh_ports: Sequence[int] = (2020, 2222)) -> Iterator[LabTarget]:
         "GUI_PASSWORD": new_secret("gui"),
         "SSH_PORTS": " ".join(str(port) for port in ssh_ports),
     }
+    settings = {
+        "EXTRA_HTTP_PORTS": " ".join(str(port) for port in extra_http_ports),
+        "TARPIT_PORTS": " ".join(str(port) for port in tarpit_ports),
+    }
+    if tls_certificate is not None:
+        settings |= {"TLS_CERT_PEM": tls_certificate.cert_pem, "TLS_KEY_PEM": tls_certificate.key_pem}
     container = DockerContainer(LAB_IMAGE)
-    for name, value in target_secrets.items():
+    for name, value in (target_secrets | settings).items():
         container.with_env(name, value)
     container.start()
     try:
@@ -89,16 +111,16 @@ def lab_target(ssh_ports: Sequence[int] = (2020, 2222)) -> Iterator[LabTarget]:
         wrapped.reload()
         ip = wrapped.attrs["NetworkSettings"]["IPAddress"]
         target = LabTarget(ip, wrapped.id, target_secrets["ROOT_PASSWORD"], "admin", target_secrets["GUI_PASSWORD"])
-        _wait_until_ready(target, ssh_ports)
+        _wait_until_ready(target, ssh_ports, (*extra_http_ports, *tarpit_ports))
         yield target
     finally:
         container.stop()
 
 
-def _wait_until_ready(target: LabTarget, ssh_ports: Sequence[int]) -> None:
-    """An open port is not a ready server: wait for each SSH banner and for nginx on 443."""
+def _wait_until_ready(target: LabTarget, ssh_ports: Sequence[int], other_ports: Sequence[int] = ()) -> None:
+    """An open port is not a ready server: wait for each SSH banner, for nginx on 443 and for `other_ports`."""
     give_up_at = time.monotonic() + READY_WAIT_SECONDS
-    waiting = {port: b"SSH-2.0-" for port in ssh_ports} | {443: b""}
+    waiting = {port: b"SSH-2.0-" for port in ssh_ports} | {port: b"" for port in (443, *other_ports)}
     while waiting and time.monotonic() < give_up_at:
         for port, expected in list(waiting.items()):
             try:
@@ -115,6 +137,68 @@ def _wait_until_ready(target: LabTarget, ssh_ports: Sequence[int]) -> None:
             time.sleep(0.2)
     if waiting:
         raise RuntimeError(f"lab target {target.ip} not ready on {sorted(waiting)}:\n{target.logs()[-2000:]}")
+
+
+@dataclass(frozen=True)
+class LabCertificate:
+    cert_pem: str
+    key_pem: str
+
+
+def make_certificate(
+    common_name: str = "pbx.lab.invalid",
+    *,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    dns_names: Sequence[str] = ("pbx.lab.invalid",),
+    ip_addresses: Sequence[str] = (),
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+) -> tuple[LabCertificate, x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A certificate with the given validity and names: self-signed, or issued by `issuer` (certificate, key).
+
+    Made on the host, because the lab image's OpenSSL cannot backdate a certificate to make an expired one.
+    """
+    now = datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    issuer_name, signing_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
+    names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - timedelta(days=1))
+        .not_valid_after(not_after or now + timedelta(days=365))
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    certificate = builder.sign(signing_key, hashes.SHA256())
+    pem = LabCertificate(
+        certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+    )
+    return pem, certificate, key
+
+
+def openssl_fingerprint(cert_pem: str, openssl: Sequence[str] = ("openssl",)) -> str:
+    """The SHA-256 fingerprint exactly as `openssl x509 -noout -fingerprint -sha256` prints it, value only.
+
+    `openssl` is the command to run: the host's by default, or one inside a lab container.
+    """
+    printed = subprocess.run(
+        [*openssl, "x509", "-noout", "-fingerprint", "-sha256"],
+        input=cert_pem,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return printed.strip().split("=", 1)[1]
 
 
 @dataclass

@@ -39,7 +39,7 @@ def inventory(tmp_path: Path) -> Path:
     [
         (
             ["check", "{inv}", "--only", "nope"],
-            "preflight check: error: argument --only: unknown check kind nope; known: gui-login, public-ip, ssh-root, tcp",
+            "preflight check: error: argument --only: unknown check kind nope; known: gui-login, public-ip, service, ssh-root, tcp, vantage",
         ),
         (
             ["check", "{inv}", "--timeout", "0"],

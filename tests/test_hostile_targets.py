@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import struct
 import threading
@@ -19,6 +18,7 @@ from preflight.model import Finding, Status
 from preflight.probes import gui_login, ssh_root
 from preflight.profiles import RequiredPort, load_profiles
 from preflight.target import Target
+from tests.loopback import loopback_server
 
 PROFILES = load_profiles()
 DEADLINE_SECONDS = 2.0
@@ -62,31 +62,8 @@ def _slow_http(connection: socket.socket) -> None:
 @pytest.fixture
 def hostile_server(request: pytest.FixtureRequest) -> Iterator[int]:
     behaviour: Behaviour = request.param
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with connection:
-                connection.settimeout(DEADLINE_SECONDS + SLACK_SECONDS)
-                with contextlib.suppress(OSError):
-                    behaviour(connection)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    server.close()
-    thread.join(5)
+    with loopback_server(behaviour, DEADLINE_SECONDS + SLACK_SECONDS) as port:
+        yield port
 
 
 def _target(kind: str, port: int) -> Target:

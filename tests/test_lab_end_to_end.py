@@ -19,10 +19,15 @@ def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(
     assert run.exit_code == 0, run.stderr
     assert run.statuses("lab") == {
         "public-ip": "warn",
+        "vantage": "warn",
         "tcp/80": "pass",
         "tcp/81": "pass",
         "tcp/443": "pass",
         "tcp/2020": "pass",
+        "service/80": "pass",
+        "service/81": "pass",
+        "service/443": "pass",
+        "service/2020": "pass",
         "ssh-root/2020": "pass",
         "gui-login/443": "pass",
     }
@@ -61,7 +66,7 @@ def test_serverware_with_nothing_on_2222_is_not_ready(tmp_path: Path, pbx_target
     assert (tcp_2222["status"], tcp_2222["evidence"]["state"], tcp_2222["evidence"]["reason"]) == (
         "fail",
         "closed",
-        "conn-refused",
+        "reset",
     )
     assert "Forward TCP 2222" in tcp_2222["remediation"]
     ssh_2222 = run.check("lab", "ssh-root/2222")

@@ -43,7 +43,20 @@ def test_changing_a_required_port_is_a_one_line_edit(tmp_path: Path) -> None:
 
     ids = [target.check_id for target in build_plan(inventory, profiles)[0].targets]  # type: ignore[arg-type]
 
-    assert ids == ["public-ip", "tcp/80", "tcp/81", "tcp/443", "tcp/2021", "ssh-root/2021", "gui-login/443"]
+    assert ids == [
+        "public-ip",
+        "vantage",
+        "tcp/80",
+        "tcp/81",
+        "tcp/443",
+        "tcp/2021",
+        "service/80",
+        "service/81",
+        "service/443",
+        "service/2021",
+        "ssh-root/2021",
+        "gui-login/443",
+    ]
 
 
 def test_only_narrows_the_plan_to_the_named_kinds(tmp_path: Path) -> None:
@@ -67,7 +80,7 @@ def test_only_narrows_the_plan_to_the_named_kinds(tmp_path: Path) -> None:
         ),
         (
             "product: pbxware\ntitle: X\nports:\n  - {port: 80, service: http, purpose: x}\ngui_login: {port: 443}\nchecks: [tcp, telnet]\n",
-            "pbxware.yaml:6: checks[1]: no probe named 'telnet'; known: gui-login, public-ip, ssh-root, tcp",
+            "pbxware.yaml:6: checks[1]: no probe named 'telnet'; known: gui-login, public-ip, service, ssh-root, tcp, vantage",
         ),
         (
             "product: other\ntitle: X\nports:\n  - {port: 80, service: http, purpose: x}\ngui_login: {port: 443}\nchecks: [tcp]\n",

@@ -33,7 +33,7 @@ def plan(host: Host, profile: Profile) -> list[Target]:
             host=host,
             profile=profile,
             port=port,
-            needs=f"tcp/{port}",
+            needs=f"service/{port}",
         )
     ]
 

@@ -32,7 +32,7 @@ def plan(host: Host, profile: Profile) -> list[Target]:
             host=host,
             profile=profile,
             port=required.port,
-            needs=f"tcp/{required.port}",
+            needs=f"service/{required.port}",
         )
         for required in profile.ports_for("ssh")
     ]
