@@ -10,6 +10,7 @@ lab_install_packages() {
     command -v nft >/dev/null 2>&1 || missing+=(nftables)
     command -v nmap >/dev/null 2>&1 || missing+=(nmap)
     command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "lab: installing ${missing[*]}"
         apt-get update -qq

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psutil  # type: ignore[import-untyped, unused-ignore]
+import psutil
 
 from preflight.deadline import Deadline
 from preflight.inventory import Host
