@@ -14,6 +14,7 @@ from preflight import __version__
 from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
 from preflight.model import HostReport
+from preflight.options import RunOptions
 from preflight.plan import build_plan
 from preflight.portscan import METHODS, raw_sockets_allowed
 from preflight.probes import registry
@@ -143,7 +144,8 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     def progress(host: HostReport) -> None:
         print("\n".join(terminal.host_lines(host)), file=human, flush=True)
 
-    plans = build_plan(inventory, profiles, args.only)
+    options = RunOptions(tcp_method=args.tcp_method)
+    plans = build_plan(inventory, profiles, args.only, options)
     if args.tcp_method == "syn" and not raw_sockets_allowed():
         raise UsageError("--tcp-method syn needs raw sockets: run as root or grant CAP_NET_RAW, or use connect")
     report = run_plan(
@@ -151,7 +153,6 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         timeout=args.timeout,
         concurrency=args.concurrency,
         on_host_done=progress,
-        options={"tcp_method": args.tcp_method},
     )
     print(terminal.summary_line(report), file=human)
     if args.json == "-":

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from preflight.inventory import Host, Inventory
+from preflight.options import RunOptions
 from preflight.probes import registry
 from preflight.profiles import Profile
 from preflight.target import Target
@@ -17,14 +18,22 @@ class HostPlan:
     targets: tuple[Target, ...]
 
 
-def build_plan(inventory: Inventory, profiles: Mapping[str, Profile], only: Collection[str] = ()) -> list[HostPlan]:
+def build_plan(
+    inventory: Inventory,
+    profiles: Mapping[str, Profile],
+    only: Collection[str] = (),
+    options: RunOptions | None = None,
+) -> list[HostPlan]:
     """The checks each host's profile asks for, narrowed to the kinds in `only` when it is given."""
     probes = registry()
     plans = []
     for host in inventory.hosts:
         profile = profiles[host.product]
         targets = [
-            target for kind in profile.checks if not only or kind in only for target in probes[kind].plan(host, profile)
+            replace(target, options=options or RunOptions())
+            for kind in profile.checks
+            if not only or kind in only
+            for target in probes[kind].plan(host, profile)
         ]
         plans.append(HostPlan(host, tuple(targets)))
     return plans

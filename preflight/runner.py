@@ -32,7 +32,6 @@ def run_plan(
     timeout: float,
     concurrency: int,
     on_host_done: Callable[[HostReport], None] | None = None,
-    options: Mapping[str, str] | None = None,
 ) -> RunReport:
     """Check every host and gather the results into one report.
 
@@ -42,7 +41,7 @@ def run_plan(
     started_at = _utc_now()
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="host") as pool:
         resolved = list(pool.map(lambda plan: _resolved(plan, timeout), plans))
-        done = _run_in_bulk(resolved, timeout, options or {})
+        done = _run_in_bulk(resolved, timeout)
 
         def check_and_report(index: int) -> HostReport:
             report = check_host(resolved[index], timeout, done[index])
@@ -78,9 +77,7 @@ def _resolved(plan: HostPlan, timeout: float) -> _ResolvedPlan:
     return _ResolvedPlan(plan, resolution.ip, targets)
 
 
-def _run_in_bulk(
-    hosts: Sequence[_ResolvedPlan], timeout: float, options: Mapping[str, str]
-) -> list[dict[str, CheckResult]]:
+def _run_in_bulk(hosts: Sequence[_ResolvedPlan], timeout: float) -> list[dict[str, CheckResult]]:
     """Results of every bulk check (a kind with `run_batch`), per host; bulk kinds need no other check."""
     done: list[dict[str, CheckResult]] = [{} for _ in hosts]
     by_kind: dict[str, tuple[BulkRun, list[tuple[int, Target]]]] = {}
@@ -96,7 +93,7 @@ def _run_in_bulk(
                 by_kind.setdefault(target.kind, (run_batch, []))[1].append((index, target))
     for kind, (run_batch, members) in by_kind.items():
         secrets = [secret for index in {index for index, _ in members} for secret in hosts[index].plan.host.secrets()]
-        results = _run_batch(kind, run_batch, [target for _, target in members], timeout, options, secrets)
+        results = _run_batch(kind, run_batch, [target for _, target in members], timeout, secrets)
         for (index, target), result in zip(members, results, strict=True):
             done[index][target.check_id] = result
     return done
@@ -107,7 +104,6 @@ def _run_batch(
     run_batch: BulkRun,
     targets: list[Target],
     timeout: float,
-    options: Mapping[str, str],
     secrets: Sequence[str],
 ) -> list[CheckResult]:
     findings: list[Finding] = []
@@ -115,7 +111,7 @@ def _run_batch(
 
     def work() -> None:
         try:
-            findings.extend(run_batch(targets, timeout, options))
+            findings.extend(run_batch(targets, timeout))
         except Exception as exc:  # noqa: BLE001 - a broken bulk check becomes an error on each of its targets
             failure = Finding(Status.ERROR, redact(f"{type(exc).__name__}: {exc}", secrets), {}, ERROR_REMEDIATION)
             findings[:] = [failure] * len(targets)

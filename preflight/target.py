@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from preflight.inventory import Host
+from preflight.options import RunOptions
 from preflight.profiles import Profile
 
 
@@ -19,6 +20,7 @@ class Target:
     ip: str | None = None
     addresses: tuple[str, ...] = ()
     resolution_error: str = ""
+    options: RunOptions = field(default_factory=RunOptions)
 
     @property
     def purpose(self) -> str:

@@ -2,7 +2,7 @@
 
 A module `foo_bar.py` is the check kind `foo-bar`. It defines
 `plan(host, profile) -> list[Target]` and `run(target, deadline) -> Finding`. A kind that works better in
-bulk (one port scan for the whole run) also defines `run_batch(targets, timeout, options) -> list[Finding]`;
+bulk (one port scan for the whole run) also defines `run_batch(targets, timeout) -> list[Finding]`;
 the runner then gives it every target of that kind at once. Such a kind may not need another check.
 """
 
@@ -20,7 +20,7 @@ from preflight.model import Finding
 from preflight.profiles import Profile
 from preflight.target import Target
 
-BulkRun = Callable[[Sequence[Target], float, Mapping[str, str]], list[Finding]]
+BulkRun = Callable[[Sequence[Target], float], list[Finding]]
 
 
 @dataclass(frozen=True, slots=True)

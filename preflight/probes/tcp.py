@@ -5,7 +5,7 @@ All the run's ports are scanned together (preflight/portscan), so a thousand hos
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from preflight.deadline import Deadline
@@ -32,12 +32,15 @@ def plan(host: Host, profile: Profile) -> list[Target]:
 
 
 def run(target: Target, deadline: Deadline) -> Finding:
-    return run_batch([target], deadline.remaining(), {})[0]
+    return run_batch([target], deadline.remaining())[0]
 
 
-def run_batch(targets: Sequence[Target], timeout: float, options: Mapping[str, str]) -> list[Finding]:
+def run_batch(targets: Sequence[Target], timeout: float) -> list[Finding]:
     """One finding per target, in order, from a single scan of all their endpoints."""
-    result = scan([target.endpoint() for target in targets], timeout, options.get("tcp_method", "auto"))
+    methods = {target.options.tcp_method for target in targets} or {"auto"}
+    if len(methods) > 1:
+        raise ValueError(f"one scan cannot use several methods: {', '.join(sorted(methods))}")
+    result = scan([target.endpoint() for target in targets], timeout, methods.pop())
     return [
         finding(target, result.ports[target.endpoint()], result.echo.get(target.endpoint()[0])) for target in targets
     ]
