@@ -82,11 +82,13 @@ def lab_target(
     extra_http_ports: Sequence[int] = (),
     tarpit_ports: Sequence[int] = (),
     tls_certificate: LabCertificate | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[LabTarget]:
     """One lab container with sshd on `ssh_ports` and the GUI behind nginx on 80, 81 and 443.
 
     Hostile variants: nginx also answers plain HTTP on `extra_http_ports`, a tarpit that never speaks listens on
-    `tarpit_ports`, and `tls_certificate` replaces the image's own certificate on 443.
+    `tarpit_ports`, and `tls_certificate` replaces the image's own certificate on 443. `env` sets any other
+    variable that lab/target/entrypoint.sh reads.
     """
     from testcontainers.core.container import DockerContainer
 
@@ -103,7 +105,7 @@ def lab_target(
     if tls_certificate is not None:
         settings |= {"TLS_CERT_PEM": tls_certificate.cert_pem, "TLS_KEY_PEM": tls_certificate.key_pem}
     container = DockerContainer(LAB_IMAGE)
-    for name, value in (target_secrets | settings).items():
+    for name, value in (target_secrets | settings | dict(env or {})).items():
         container.with_env(name, value)
     container.start()
     try:
