@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -19,6 +19,7 @@ from preflight.plan import build_plan
 from preflight.portscan import METHODS, raw_sockets_allowed
 from preflight.probes import registry
 from preflight.profiles import load_profiles
+from preflight.redaction import log_to_stderr
 from preflight.render import html as html_report
 from preflight.render import json as json_report
 from preflight.render import terminal
@@ -96,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="hosts checked at once (default %(default)s)",
     )
+    check.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log to stderr: -v each check as it ends, -vv also what the SSH and HTTP libraries do; "
+        "every secret is masked",
+    )
 
     check.add_argument(
         "--tcp-method",
@@ -112,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # paramiko logs every failed handshake with a traceback; each failure is already a finding.
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
+    log_to_stderr(0, ())
     args = build_parser().parse_args(argv)
     try:
         with contextlib.ExitStack() as outputs:
@@ -132,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     profiles = load_profiles(known_checks=frozenset(registry()))
     inventory = load_inventory(args.inventory, profiles)
+    exposure = inventory.exposure_warning()
+    if exposure is not None:
+        print(f"preflight: warning: {exposure}", file=sys.stderr)
     if args.command == "validate":
         print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
         return EXIT_READY
@@ -140,6 +152,7 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     json_file = None if args.json in (None, "-") else outputs.enter_context(_open_output("--json", Path(args.json)))
     html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
     human = sys.stderr if args.json == "-" else sys.stdout
+    log_to_stderr(args.verbose, [secret for host in inventory.hosts for secret in host.secrets()])
 
     def progress(host: HostReport) -> None:
         print("\n".join(terminal.host_lines(host)), file=human, flush=True)
@@ -154,6 +167,8 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         concurrency=args.concurrency,
         on_host_done=progress,
     )
+    if exposure is not None:
+        report = replace(report, warnings=(exposure,))
     print(terminal.summary_line(report), file=human)
     if args.json == "-":
         sys.stdout.write(json_report.render(report))

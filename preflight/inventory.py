@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,24 @@ def is_address_or_dns_name(value: str) -> bool:
 class Inventory:
     path: Path
     hosts: tuple[Host, ...]
+    # Lines that hold a password written out in the file rather than as ${ENV_VAR}.
+    plaintext_secret_lines: tuple[int, ...] = ()
+
+    def exposure_warning(self) -> str | None:
+        """ssh refuses a private key that others can read; preflight warns about such an inventory."""
+        if not self.plaintext_secret_lines:
+            return None
+        try:
+            mode = self.path.stat().st_mode
+        except OSError:
+            return None
+        if not mode & stat.S_IROTH:
+            return None
+        lines = ", ".join(str(line) for line in self.plaintext_secret_lines)
+        return (
+            f"{self.path.name} holds plaintext passwords (line {lines}) and every user of this machine can read it "
+            f"(mode {stat.S_IMODE(mode):04o}): run chmod 600 {self.path.name}, or write each password as ${{ENV_VAR}}"
+        )
 
 
 def _known_keys() -> Mapping[Loc, tuple[str, ...]]:
@@ -223,7 +242,28 @@ def load_inventory(path: Path, profiles: Mapping[str, Profile], environ: Mapping
             raise document.error(locate(("name",)), f"duplicate host name {host.name!r} (first used on line {first})")
         first_line_of_name[host.name] = document.line_of(locate(("name",)))
         hosts.append(host)
-    return Inventory(path=path, hosts=tuple(hosts))
+    return Inventory(path=path, hosts=tuple(hosts), plaintext_secret_lines=_plaintext_secret_lines(document))
+
+
+SECRET_KEYS = frozenset({"password", "root_password", "key_passphrase"})
+
+
+def _plaintext_secret_lines(document: LocatedDocument) -> tuple[int, ...]:
+    lines: list[int] = []
+
+    def walk(value: Any, loc: Loc) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if key in SECRET_KEYS and isinstance(child, str) and child and "${" not in child:
+                    lines.append(document.line_of((*loc, key)))
+                else:
+                    walk(child, (*loc, key))
+        elif isinstance(value, list):
+            for index, child in enumerate(value):
+                walk(child, (*loc, index))
+
+    walk(document.value, ())
+    return tuple(sorted(set(lines)))
 
 
 def _check_against_profile(host: Host, profile: Profile, document: LocatedDocument, locate: Any) -> None:

@@ -61,6 +61,8 @@ class RunReport:
     prober_hostname: str
     prober_addresses: tuple[str, ...]
     hosts: tuple[HostReport, ...]
+    # About the run rather than a host: an inventory that others can read, say.
+    warnings: tuple[str, ...] = ()
 
     @property
     def ready_hosts(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -15,9 +16,11 @@ from preflight.deadline import Deadline
 from preflight.model import CheckResult, Finding, HostReport, RunReport, Status
 from preflight.plan import HostPlan
 from preflight.probes import BulkRun, registry
+from preflight.redaction import redact
 from preflight.resolution import resolve, source_address
 from preflight.target import Target
 
+_log = logging.getLogger(__name__)
 # A check that ignores its deadline is abandoned this long after it, so the run still ends.
 ABANDON_GRACE_SECONDS = 2.0
 # How many targets a bulk check is allowed to start per `timeout` before it is abandoned as broken.
@@ -121,6 +124,7 @@ def _run_batch(
     # A bulk check settles each target within `timeout` of its first probe; it may take turns to start them.
     thread.join(timeout * (2 + len(targets) / BULK_TARGETS_PER_TIMEOUT) + ABANDON_GRACE_SECONDS)
     elapsed_ms = (time.perf_counter() - started) * 1000
+    _log.info("%s: %d checks in one batch, %.0f ms", kind, len(targets), elapsed_ms)
     if thread.is_alive() or len(findings) != len(targets):
         findings = [Finding(Status.ERROR, f"did not finish within {timeout:g}s", {}, ERROR_REMEDIATION)] * len(targets)
     return [_result(target, finding, elapsed_ms) for target, finding in zip(targets, findings, strict=True)]
@@ -195,7 +199,11 @@ def run_check(target: Target, done: Mapping[str, CheckResult], timeout: float, s
             finding = registry()[target.kind].run(target, Deadline(timeout))
         except Exception as exc:  # noqa: BLE001 - one broken check must not sink the host or the run
             finding = Finding(Status.ERROR, redact(f"{type(exc).__name__}: {exc}", secrets), {}, ERROR_REMEDIATION)
-    return _result(target, finding, (time.perf_counter() - started) * 1000)
+    result = _result(target, finding, (time.perf_counter() - started) * 1000)
+    _log.info(
+        "%s %s: %s (%s) in %.0f ms", target.host.name, result.id, result.status, result.summary, result.duration_ms
+    )
+    return result
 
 
 def _unmet_precondition(target: Target, done: Mapping[str, CheckResult]) -> Finding | None:
@@ -233,13 +241,6 @@ def _result(target: Target, finding: Finding, duration_ms: float) -> CheckResult
         remediation=finding.remediation,
         duration_ms=round(duration_ms, 3),
     )
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every secret replaced, for messages that quote what a library said."""
-    for secret in secrets:
-        text = text.replace(secret, "********")
-    return text
 
 
 def _utc_now() -> str:

@@ -24,6 +24,7 @@ def to_document(report: RunReport) -> dict[str, Any]:
             "not_ready": len(report.hosts) - report.ready_hosts,
         },
         "hosts": [_host(host) for host in report.hosts],
+        "warnings": list(report.warnings),
     }
 
 
