@@ -16,4 +16,4 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q -e . >/dev/null
-exec .venv/bin/python bench/scale.py "$@"
+exec .venv/bin/python -m bench.scale "$@"

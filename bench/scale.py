@@ -17,12 +17,13 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.measure import timed
 
 PORTS = (80, 81, 443, 2020, 2222)
 STATE_WEIGHTS = {"open": 0.5, "closed": 0.25, "filtered": 0.25}
@@ -137,17 +138,6 @@ class Measured:
     note: str = ""
 
 
-def _timed(command: Sequence[str], output: Path) -> tuple[float, float, int]:
-    """Wall time, peak RSS (MB) and exit status of one command, measured for that process alone."""
-    with output.open("w") as sink:
-        started = time.monotonic()
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.monotonic() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, process.returncode
-
-
 def run_preflight(lab: ScaleLab, workdir: Path, extra: Sequence[str] = ()) -> Measured:
     inventory = workdir / "inventory.yaml"
     lines = ["defaults:", "  product: serverware", "  require_public_ip: false", "hosts:"]
@@ -156,7 +146,7 @@ def run_preflight(lab: ScaleLab, workdir: Path, extra: Sequence[str] = ()) -> Me
     report = workdir / "preflight.json"
     command = [sys.executable, "-m", "preflight", "check", str(inventory), "--only", REACHABILITY_CHECKS,
                "--json", str(report), *extra]  # fmt: skip
-    wall, rss, status = _timed(command, workdir / "preflight.out")
+    wall, rss, status = timed(command, workdir / "preflight.out")
     if status not in (0, 1):
         raise RuntimeError(f"preflight exited {status}: {(workdir / 'preflight.out').read_text()[-2000:]}")
     states: dict[Endpoint, str] = {}
@@ -176,7 +166,7 @@ def run_nmap(lab: ScaleLab, workdir: Path, scan_type: str) -> Measured:
     xml_path = workdir / f"nmap{scan_type}.xml"
     command = ["nmap", "-n", "-Pn", scan_type, "-T4", "-p", ",".join(map(str, PORTS)), "-iL", str(targets),
                "-oX", str(xml_path)]  # fmt: skip
-    wall, rss, status = _timed(command, workdir / f"nmap{scan_type}.out")
+    wall, rss, status = timed(command, workdir / f"nmap{scan_type}.out")
     if status != 0:
         raise RuntimeError(f"nmap exited {status}")
     states: dict[Endpoint, str] = {}
