@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from preflight import __version__
+from preflight import __version__, known_hosts
 from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
 from preflight.model import HostReport
@@ -22,6 +22,7 @@ from preflight.profiles import load_profiles
 from preflight.redaction import log_to_stderr
 from preflight.render import html as html_report
 from preflight.render import json as json_report
+from preflight.render import junit as junit_report
 from preflight.render import terminal
 from preflight.runner import run_plan
 
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("inventory", type=Path, metavar="INVENTORY")
     check.add_argument("--json", metavar="PATH|-", help="write the JSON report to PATH, or to stdout with -")
     check.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report to PATH")
+    check.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML (a testcase per check) to PATH")
     check.add_argument("--host", action="extend", nargs="+", default=[], metavar="NAME", help="check only these hosts")
     check.add_argument(
         "--only",
@@ -113,9 +115,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="how ports are probed: raw SYN (needs root or CAP_NET_RAW), connect(), or auto: SYN when allowed "
         "(default %(default)s)",
     )
+    check.add_argument(
+        "--known-hosts",
+        type=Path,
+        metavar="PATH",
+        help="OpenSSH known_hosts file that records each SSH host key on first contact and refuses a changed one "
+        "(default $XDG_STATE_HOME/preflight/known_hosts, else ~/.local/state/preflight/known_hosts)",
+    )
+    check.add_argument(
+        "--strict-host-keys",
+        action="store_true",
+        help="send no password to an SSH host whose key is not yet in the known_hosts file or pinned in the inventory",
+    )
 
     validate = commands.add_parser("validate", help="check an inventory file without probing anything")
     validate.add_argument("inventory", type=Path, metavar="INVENTORY")
+
+    render = commands.add_parser(
+        "render", help="render a saved JSON report again, after checking it against the schema"
+    )
+    render.add_argument("report", type=Path, metavar="REPORT.json")
+    render.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report to PATH")
+    render.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML to PATH")
     return parser
 
 
@@ -139,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
+    if args.command == "render":
+        return _render_saved(args, outputs)
     profiles = load_profiles(known_checks=frozenset(registry()))
     inventory = load_inventory(args.inventory, profiles)
     exposure = inventory.exposure_warning()
@@ -151,13 +174,18 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     # Report files are opened before any probe is sent, so a bad path costs nothing and exits 2.
     json_file = None if args.json in (None, "-") else outputs.enter_context(_open_output("--json", Path(args.json)))
     html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
+    junit_file = None if args.junit is None else outputs.enter_context(_open_output("--junit", args.junit))
+    if args.known_hosts is not None:
+        _check_known_hosts(args.known_hosts)
     human = sys.stderr if args.json == "-" else sys.stdout
     log_to_stderr(args.verbose, [secret for host in inventory.hosts for secret in host.secrets()])
 
     def progress(host: HostReport) -> None:
         print("\n".join(terminal.host_lines(host)), file=human, flush=True)
 
-    options = RunOptions(tcp_method=args.tcp_method)
+    options = RunOptions(
+        tcp_method=args.tcp_method, known_hosts=args.known_hosts, strict_host_keys=args.strict_host_keys
+    )
     plans = build_plan(inventory, profiles, args.only, options)
     if args.tcp_method == "syn" and not raw_sockets_allowed():
         raise UsageError("--tcp-method syn needs raw sockets: run as root or grant CAP_NET_RAW, or use connect")
@@ -167,8 +195,7 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         concurrency=args.concurrency,
         on_host_done=progress,
     )
-    if exposure is not None:
-        report = replace(report, warnings=(exposure,))
+    report = replace(report, warnings=(exposure,) if exposure else (), inventory_sha256=inventory.sha256)
     print(terminal.summary_line(report), file=human)
     if args.json == "-":
         sys.stdout.write(json_report.render(report))
@@ -178,7 +205,25 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     if html_file is not None:
         html_file.write(html_report.render(report))
         print(f"HTML report: {args.html}", file=human)
+    if junit_file is not None:
+        junit_file.write(junit_report.render(report))
+        print(f"JUnit XML: {args.junit}", file=human)
     return EXIT_READY if report.ready else EXIT_NOT_READY
+
+
+def _render_saved(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
+    if args.html is None and args.junit is None:
+        raise UsageError("render: say what to write: --html PATH, --junit PATH, or both")
+    document = json_report.load_document(args.report)
+    html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
+    junit_file = None if args.junit is None else outputs.enter_context(_open_output("--junit", args.junit))
+    if html_file is not None:
+        html_file.write(html_report.render_document(document))
+        print(f"HTML report: {args.html}")
+    if junit_file is not None:
+        junit_file.write(junit_report.render_document(document))
+        print(f"JUnit XML: {args.junit}")
+    return EXIT_READY
 
 
 def _open_output(option: str, path: Path) -> TextIO:
@@ -186,6 +231,13 @@ def _open_output(option: str, path: Path) -> TextIO:
         return path.open("w", encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{option} {path}: cannot write: {exc.strerror}") from None
+
+
+def _check_known_hosts(path: Path) -> None:
+    try:
+        known_hosts.make_usable(path)
+    except OSError as exc:
+        raise UsageError(f"--known-hosts {path}: cannot write: {exc.strerror}") from None
 
 
 def _select_hosts(inventory: Inventory, names: Sequence[str]) -> Inventory:
@@ -197,4 +249,4 @@ def _select_hosts(inventory: Inventory, names: Sequence[str]) -> Inventory:
         raise UsageError(
             f"--host {unknown[0]}: no such host in {inventory.path.name}; known: {', '.join(sorted(known))}"
         )
-    return Inventory(inventory.path, tuple(host for host in inventory.hosts if host.name in names))
+    return replace(inventory, hosts=tuple(host for host in inventory.hosts if host.name in names))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import os
 import re
 import stat
@@ -18,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -99,10 +102,14 @@ class SshSettings(Credentials):
 
 
 class GuiSettings(BaseModel):
+    """The Web GUI login, and whether it may fall back to plain HTTP, which sends the password in clear."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     username: str | None = None
     password: SecretStr | None = None
+    # Strict: an opt-in to send a password in clear must be a real YAML boolean, never a string such as "no".
+    allow_plain_http: StrictBool = False
 
 
 class Host(BaseModel):
@@ -158,6 +165,8 @@ class Inventory:
     hosts: tuple[Host, ...]
     # Lines that hold a password written out in the file rather than as ${ENV_VAR}.
     plaintext_secret_lines: tuple[int, ...] = ()
+    # SHA-256 of the file as parsed, every secret value masked: names the inventory without exposing it.
+    sha256: str | None = None
 
     def exposure_warning(self) -> str | None:
         """ssh refuses a private key that others can read; preflight warns about such an inventory."""
@@ -242,7 +251,12 @@ def load_inventory(path: Path, profiles: Mapping[str, Profile], environ: Mapping
             raise document.error(locate(("name",)), f"duplicate host name {host.name!r} (first used on line {first})")
         first_line_of_name[host.name] = document.line_of(locate(("name",)))
         hosts.append(host)
-    return Inventory(path=path, hosts=tuple(hosts), plaintext_secret_lines=_plaintext_secret_lines(document))
+    return Inventory(
+        path=path,
+        hosts=tuple(hosts),
+        plaintext_secret_lines=_plaintext_secret_lines(document),
+        sha256=_digest_without_secrets(document.value),
+    )
 
 
 SECRET_KEYS = frozenset({"password", "root_password", "key_passphrase"})
@@ -264,6 +278,18 @@ def _plaintext_secret_lines(document: LocatedDocument) -> tuple[int, ...]:
 
     walk(document.value, ())
     return tuple(sorted(set(lines)))
+
+
+def _digest_without_secrets(value: Any) -> str:
+    def masked(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {str(key): "<secret>" if key in SECRET_KEYS else masked(child) for key, child in node.items()}
+        if isinstance(node, list):
+            return [masked(child) for child in node]
+        return node
+
+    canonical = json.dumps(masked(value), sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _check_against_profile(host: Host, profile: Profile, document: LocatedDocument, locate: Any) -> None:

@@ -38,6 +38,8 @@ class CheckResult:
     evidence: Mapping[str, Any]
     remediation: str
     duration_ms: float
+    port: int | None = None
+    purpose: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class RunReport:
     hosts: tuple[HostReport, ...]
     # About the run rather than a host: an inventory that others can read, say.
     warnings: tuple[str, ...] = ()
+    inventory_sha256: str | None = None
 
     @property
     def ready_hosts(self) -> int:

@@ -240,6 +240,8 @@ def _result(target: Target, finding: Finding, duration_ms: float) -> CheckResult
         evidence=dict(finding.evidence),
         remediation=finding.remediation,
         duration_ms=round(duration_ms, 3),
+        port=target.port,
+        purpose=target.purpose,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import jinja2
@@ -15,13 +16,18 @@ TEMPLATE = "report.html.j2"
 
 
 def render(report: RunReport) -> str:
+    return render_document(to_document(report))
+
+
+def render_document(document: Mapping[str, Any]) -> str:
+    """The page for a report document (the JSON contract), so a saved report renders the same way."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(data_dir("reports")),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["evidence_text"] = evidence_text
-    return environment.get_template(TEMPLATE).render(report=to_document(report))
+    return environment.get_template(TEMPLATE).render(report=document)
 
 
 def evidence_text(value: Any) -> str:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
+
+from preflight.located_yaml import ConfigError
 from preflight.model import CheckResult, HostReport, RunReport
+from preflight.resources import data_dir
 
 SCHEMA_VERSION = "1"
 
@@ -25,6 +30,7 @@ def to_document(report: RunReport) -> dict[str, Any]:
         },
         "hosts": [_host(host) for host in report.hosts],
         "warnings": list(report.warnings),
+        **({"inventory_sha256": report.inventory_sha256} if report.inventory_sha256 else {}),
     }
 
 
@@ -48,7 +54,25 @@ def _check(check: CheckResult) -> dict[str, Any]:
         "evidence": dict(check.evidence),
         "remediation": check.remediation,
         "duration_ms": check.duration_ms,
+        "port": check.port,
+        "purpose": check.purpose,
     }
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """A saved report, checked against the schema; ConfigError (one line) if it is not one."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a JSON report: {exc}") from None
+    schema = json.loads((data_dir("reports") / "report.schema.json").read_text(encoding="utf-8"))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(document))
+    if error is not None:
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+        raise ConfigError(f"{path}: {where.lstrip('.') or 'top level'}: {error.message}")
+    return dict(document)
 
 
 def render(report: RunReport) -> str:

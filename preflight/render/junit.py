@@ -1,0 +1,76 @@
+"""JUnit XML for CI servers: one testsuite per host, one testcase per check, classed by host."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Any
+
+from preflight.model import RunReport
+from preflight.render.json import to_document
+
+_COUNTED = {"fail": "failures", "error": "errors", "skipped": "skipped"}
+
+
+def render(report: RunReport) -> str:
+    return render_document(to_document(report))
+
+
+def render_document(document: Mapping[str, Any]) -> str:
+    """JUnit XML of a report document (the JSON contract), so a saved report renders the same way."""
+    suites = ET.Element("testsuites", name="preflight")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    total_seconds = 0.0
+    for host in document["hosts"]:
+        suite = ET.SubElement(suites, "testsuite", name=host["name"], timestamp=document["started_at"].rstrip("Z"))
+        suite.set("hostname", document["prober"]["hostname"] or "localhost")
+        properties = ET.SubElement(suite, "properties")
+        for name in ("product", "address", "ip", "ready"):
+            ET.SubElement(properties, "property", name=name, value=_text(host[name]))
+        counts = dict.fromkeys(totals, 0)
+        seconds = 0.0
+        for check in host["checks"]:
+            seconds += check["duration_ms"] / 1000
+            _testcase(suite, host["name"], check)
+            counts["tests"] += 1
+            if check["status"] in _COUNTED:
+                counts[_COUNTED[check["status"]]] += 1
+        for name, count in counts.items():
+            suite.set(name, str(count))
+            totals[name] += count
+        suite.set("time", f"{seconds:.3f}")
+        total_seconds += seconds
+    for name, count in totals.items():
+        if name != "skipped":  # junit-10.xsd counts skips per testsuite only
+            suites.set(name, str(count))
+    suites.set("time", f"{total_seconds:.3f}")
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _testcase(suite: ET.Element, host: str, check: Mapping[str, Any]) -> None:
+    case = ET.SubElement(suite, "testcase", classname=host, name=check["id"], time=f"{check['duration_ms'] / 1000:.3f}")
+    details = "\n".join(
+        [
+            f"requirement: {check['requirement']}",
+            f"what to do: {check['remediation']}",
+            f"evidence: {json.dumps(check['evidence'], ensure_ascii=False, sort_keys=True)}",
+        ]
+    )
+    status = check["status"]
+    if status == "fail":
+        ET.SubElement(case, "failure", message=check["summary"], type="fail").text = details
+    elif status == "error":
+        ET.SubElement(case, "error", message=check["summary"], type="error").text = details
+    elif status == "skipped":
+        ET.SubElement(case, "skipped", message=check["summary"])
+    elif status == "warn":
+        # JUnit has no warning: a warning passes, and says so where CI servers show a test's output.
+        ET.SubElement(case, "system-out").text = f"WARNING: {check['summary']}\n{details}"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
