@@ -11,6 +11,8 @@ lab_install_packages() {
     command -v nmap >/dev/null 2>&1 || missing+=(nmap)
     command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v sshpass >/dev/null 2>&1 || missing+=(sshpass)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "lab: installing ${missing[*]}"
         apt-get update -qq

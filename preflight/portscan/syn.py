@@ -131,11 +131,13 @@ class SynEngine(ScanEngine):
 
         request = bytes(ICMP(type=8, id=self._echo_id, seq=1) / Raw(b"preflight echo"))
         for ip in ips:
+            # Read the clock first: on a local link the reply can be timestamped before sendto() returns.
+            sent_at = time.monotonic()
             try:
                 self._icmp.sendto(request, (ip, 0))
             except OSError:
                 continue
-            self._echo_sent[ip] = time.monotonic()
+            self._echo_sent[ip] = sent_at
 
     def send(self, endpoint: Endpoint, attempt: int) -> bool:
         ip, port = endpoint
