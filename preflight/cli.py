@@ -13,17 +13,16 @@ from typing import NoReturn, TextIO
 from preflight import __version__, known_hosts
 from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
-from preflight.model import HostReport
 from preflight.options import RunOptions
 from preflight.plan import build_plan
 from preflight.portscan import METHODS, raw_sockets_allowed
 from preflight.probes import registry
 from preflight.profiles import load_profiles
+from preflight.progress import progress_for
 from preflight.redaction import log_to_stderr
 from preflight.render import html as html_report
 from preflight.render import json as json_report
 from preflight.render import junit as junit_report
-from preflight.render import terminal
 from preflight.runner import run_plan
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -99,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="hosts checked at once (default %(default)s)",
     )
+    check.add_argument("-q", "--quiet", action="store_true", help="print only the final verdict line")
     check.add_argument(
         "-v",
         "--verbose",
@@ -180,34 +180,30 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     human = sys.stderr if args.json == "-" else sys.stdout
     log_to_stderr(args.verbose, [secret for host in inventory.hosts for secret in host.secrets()])
 
-    def progress(host: HostReport) -> None:
-        print("\n".join(terminal.host_lines(host)), file=human, flush=True)
-
     options = RunOptions(
         tcp_method=args.tcp_method, known_hosts=args.known_hosts, strict_host_keys=args.strict_host_keys
     )
     plans = build_plan(inventory, profiles, args.only, options)
     if args.tcp_method == "syn" and not raw_sockets_allowed():
         raise UsageError("--tcp-method syn needs raw sockets: run as root or grant CAP_NET_RAW, or use connect")
-    report = run_plan(
-        plans,
-        timeout=args.timeout,
-        concurrency=args.concurrency,
-        on_host_done=progress,
-    )
-    report = replace(report, warnings=(exposure,) if exposure else (), inventory_sha256=inventory.sha256)
-    print(terminal.summary_line(report), file=human)
+    with progress_for(human, len(plans), args.quiet) as progress:
+        report = run_plan(plans, timeout=args.timeout, concurrency=args.concurrency, on_host_done=progress.host_done)
+        report = replace(report, warnings=(exposure,) if exposure else (), inventory_sha256=inventory.sha256)
+    progress.finish(report)
     if args.json == "-":
         sys.stdout.write(json_report.render(report))
     if json_file is not None:
         json_file.write(json_report.render(report))
-        print(f"JSON report: {args.json}", file=human)
+        if not args.quiet:
+            print(f"JSON report: {args.json}", file=human)
     if html_file is not None:
         html_file.write(html_report.render(report))
-        print(f"HTML report: {args.html}", file=human)
+        if not args.quiet:
+            print(f"HTML report: {args.html}", file=human)
     if junit_file is not None:
         junit_file.write(junit_report.render(report))
-        print(f"JUnit XML: {args.junit}", file=human)
+        if not args.quiet:
+            print(f"JUnit XML: {args.junit}", file=human)
     return EXIT_READY if report.ready else EXIT_NOT_READY
 
 
