@@ -4,7 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-base_packages="openssh-server,nginx-light,python3,openssl,procps,iproute2"
+base_packages="openssh-server,nginx-light,python3,openssl,procps,iproute2,libpam-oath"
 suite="bookworm"
 base_digest=$(printf '%s %s' "$suite" "$base_packages" | sha256sum | cut -c1-12)
 base_image="preflight-lab-base:$base_digest"
@@ -21,12 +21,19 @@ if ! docker image inspect "$base_image" >/dev/null 2>&1; then
     trap - EXIT
 fi
 
-target_digest=$( (echo "$base_image"; cd "$here/target" && find . -type f | sort | xargs sha256sum) | sha256sum | cut -c1-12)
+# The GUI app is the one `preflight demo` serves too, so it lives in the package and joins the build context here.
+context=$(mktemp -d /tmp/preflight-lab-context.XXXXXX)
+trap 'rm -rf "$context"' EXIT
+cp -r "$here/target/." "$context/"
+cp "$here/../preflight/demo/gui_app.py" "$context/gui_app.py"
+target_digest=$( (echo "$base_image"; cd "$context" && find . -type f | sort | xargs sha256sum) | sha256sum | cut -c1-12)
 target_image="preflight-lab-target:$target_digest"
 if ! docker image inspect "$target_image" >/dev/null 2>&1; then
     echo "lab: building $target_image"
-    docker build --build-arg BASE="$base_image" -t "$target_image" "$here/target" >/tmp/preflight-lab-build.log 2>&1 \
+    docker build --build-arg BASE="$base_image" -t "$target_image" "$context" >/tmp/preflight-lab-build.log 2>&1 \
         || { tail -30 /tmp/preflight-lab-build.log; exit 1; }
 fi
+rm -rf "$context"
+trap - EXIT
 docker tag "$target_image" preflight-lab-target:latest
 echo "lab: preflight-lab-target:latest is $target_image"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from preflight import __version__, known_hosts
+from preflight.demo import run_demo
 from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
 from preflight.options import RunOptions
@@ -131,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check an inventory file without probing anything")
     validate.add_argument("inventory", type=Path, metavar="INVENTORY")
 
+    demo = commands.add_parser(
+        "demo", help="check two throwaway hosts on loopback (no Docker, no root) and write demo reports"
+    )
+    demo.add_argument("--out", type=Path, default=Path(), metavar="DIR", help="where to write the reports (default .)")
+
     render = commands.add_parser(
         "render", help="render a saved JSON report again, after checking it against the schema"
     )
@@ -162,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     if args.command == "render":
         return _render_saved(args, outputs)
+    if args.command == "demo":
+        return _demo(args, outputs)
     profiles = load_profiles(known_checks=frozenset(registry()))
     inventory = load_inventory(args.inventory, profiles)
     exposure = inventory.exposure_warning()
@@ -205,6 +213,21 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         if not args.quiet:
             print(f"JUnit XML: {args.junit}", file=human)
     return EXIT_READY if report.ready else EXIT_NOT_READY
+
+
+def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
+    json_path, html_path = args.out / "demo-report.json", args.out / "demo-report.html"
+    json_file = outputs.enter_context(_open_output("--out", json_path))
+    html_file = outputs.enter_context(_open_output("--out", html_path))
+    print("preflight demo: an SSH server and an HTTPS Web GUI on loopback, and two demo hosts to check")
+    with progress_for(sys.stdout, 2, quiet=False) as progress:
+        report = run_demo(progress.host_done)
+    progress.finish(report)
+    json_file.write(json_report.render(report))
+    html_file.write(html_report.render(report))
+    print(f"HTML report: {html_path.resolve()}")
+    print(f"JSON report: {json_path.resolve()}")
+    return EXIT_READY
 
 
 def _render_saved(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:

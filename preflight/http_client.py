@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from typing import Any
 
@@ -27,6 +28,7 @@ urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 class _DeadlineAdapter(HTTPAdapter):
     def __init__(self, deadline: Deadline) -> None:
         self._sockets: list[socket.socket] = []
+        self.peer_certificates: dict[tuple[str, int], bytes] = {}
         self._lock = threading.Lock()
         self._expired = False
         super().__init__(max_retries=0)
@@ -35,7 +37,7 @@ class _DeadlineAdapter(HTTPAdapter):
         self._timer.start()
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        track = self._track
+        track, remember_certificate = self._track, self._remember_certificate
 
         class TrackedHTTPConnection(HTTPConnection):
             def _new_conn(self) -> socket.socket:
@@ -44,6 +46,10 @@ class _DeadlineAdapter(HTTPAdapter):
         class TrackedHTTPSConnection(HTTPSConnection):
             def _new_conn(self) -> socket.socket:
                 return track(super()._new_conn())
+
+            def connect(self) -> None:
+                super().connect()
+                remember_certificate(self.host, self.port, self.sock)
 
         class TrackedHTTPPool(HTTPConnectionPool):
             ConnectionCls = TrackedHTTPConnection
@@ -61,6 +67,12 @@ class _DeadlineAdapter(HTTPAdapter):
                 _shutdown(sock)
         return sock
 
+    def _remember_certificate(self, host: str, port: int, sock: Any) -> None:
+        der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+        if der:
+            with self._lock:
+                self.peer_certificates[(host.strip("[]"), port)] = der
+
     def _expire(self) -> None:
         with self._lock:
             self._expired = True
@@ -77,12 +89,22 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-def deadline_session(deadline: Deadline) -> requests.Session:
+class DeadlineSession(requests.Session):
+    """A requests session bound to one check's deadline that remembers the certificate each HTTPS server showed."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.verify = False
+        self._adapter = _DeadlineAdapter(deadline)
+        self.mount("http://", self._adapter)
+        self.mount("https://", self._adapter)
+
+    def peer_certificate(self, ip: str, port: int) -> bytes | None:
+        """The DER certificate the HTTPS server at (ip, port) presented on this session's last connection to it."""
+        return self._adapter.peer_certificates.get((ip, port))
+
+
+def deadline_session(deadline: Deadline) -> DeadlineSession:
     """A session that ignores proxy settings, accepts self-signed certificates, and ends at `deadline`."""
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = False
-    adapter = _DeadlineAdapter(deadline)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    return DeadlineSession(deadline)

@@ -21,10 +21,17 @@ class RequiredPort(BaseModel):
 
 
 class GuiLogin(BaseModel):
+    """How the Web GUI login is found and judged; every field but `port` is optional."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     port: int = Field(ge=1, le=65535)
-    path: str = "/"
+    path: str = Field(default="/", pattern=r"^/")
+    username_field: str | None = Field(default=None, min_length=1)
+    password_field: str | None = Field(default=None, min_length=1)
+    success_marker: str | None = Field(default=None, min_length=1)
+    failure_marker: str | None = Field(default=None, min_length=1)
+    second_factor_marker: str | None = Field(default=None, min_length=1)
 
 
 class Profile(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -113,16 +114,19 @@ def lab_target(
         wrapped.reload()
         ip = wrapped.attrs["NetworkSettings"]["IPAddress"]
         target = LabTarget(ip, wrapped.id, target_secrets["ROOT_PASSWORD"], "admin", target_secrets["GUI_PASSWORD"])
-        _wait_until_ready(target, ssh_ports, (*extra_http_ports, *tarpit_ports))
+        https_port = () if (env or {}).get("GUI_HTTPS") == "off" else (443,)
+        _wait_until_ready(target, ssh_ports, (*extra_http_ports, *tarpit_ports), https_port)
         yield target
     finally:
         container.stop()
 
 
-def _wait_until_ready(target: LabTarget, ssh_ports: Sequence[int], other_ports: Sequence[int] = ()) -> None:
-    """An open port is not a ready server: wait for each SSH banner, for nginx on 443 and for `other_ports`."""
+def _wait_until_ready(
+    target: LabTarget, ssh_ports: Sequence[int], other_ports: Sequence[int] = (), https_port: Sequence[int] = (443,)
+) -> None:
+    """An open port is not a ready server: wait for each SSH banner, for nginx on 80 and 443 and for `other_ports`."""
     give_up_at = time.monotonic() + READY_WAIT_SECONDS
-    waiting = {port: b"SSH-2.0-" for port in ssh_ports} | {port: b"" for port in (443, *other_ports)}
+    waiting = {port: b"SSH-2.0-" for port in ssh_ports} | {port: b"" for port in (80, *https_port, *other_ports)}
     while waiting and time.monotonic() < give_up_at:
         for port, expected in list(waiting.items()):
             try:
@@ -272,7 +276,8 @@ def run_preflight(
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, **environ},
+        # A run never records host keys in the user's own state: its default known_hosts file lives in `folder`.
+        env={**os.environ, "XDG_STATE_HOME": str(folder / "state"), **environ},
         cwd=folder,
     )
     assert "Traceback" not in completed.stderr, completed.stderr
@@ -289,3 +294,53 @@ def assert_no_secrets(outputs: Mapping[str, str], secret_values: Sequence[str]) 
     for where, text in outputs.items():
         for secret in secret_values:
             assert secret not in text, f"a secret leaked into {where}"
+
+
+def served_host_key(target: LabTarget, port: int = 2020) -> str:
+    """The fingerprint of the host key the lab sshd on `port` presents now (no login is attempted)."""
+    import paramiko
+
+    with socket.create_connection((target.ip, port), timeout=10) as sock, paramiko.Transport(sock) as transport:
+        transport.start_client(timeout=10)
+        blob = transport.get_remote_server_key().asbytes()
+    from preflight.known_hosts import fingerprint_of
+
+    return fingerprint_of(blob)
+
+
+def rotate_host_keys(target: LabTarget, ports: Sequence[int] = (2020,)) -> None:
+    """Give the running sshd new host keys, as a reinstall (or an impostor) would, and wait until it serves them."""
+    before = {port: served_host_key(target, port) for port in ports}
+    regenerate = "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && kill -HUP 1"
+    subprocess.run(["docker", "exec", target.container_id, "sh", "-c", regenerate], check=True, timeout=30)
+    give_up_at = time.monotonic() + READY_WAIT_SECONDS
+    waiting = set(ports)
+    while waiting and time.monotonic() < give_up_at:
+        for port in list(waiting):
+            # sshd re-executes itself on SIGHUP, so a probe in between may fail: try again.
+            with contextlib.suppress(Exception):
+                if served_host_key(target, port) != before[port]:
+                    waiting.discard(port)
+        if waiting:
+            time.sleep(0.2)
+    if waiting:
+        raise RuntimeError(f"lab target {target.ip} still serves its old host keys on {sorted(waiting)}")
+
+
+def sshd_log_lines(target: LabTarget) -> list[str]:
+    """The lab container's stderr, where `sshd -e` logs every login attempt, one line per entry."""
+    completed = subprocess.run(["docker", "logs", target.container_id], capture_output=True, text=True, timeout=30)
+    return completed.stderr.splitlines()
+
+
+def sshd_log_after(target: LabTarget, before: Sequence[str], marker: str) -> list[str]:
+    """The sshd log lines written since `before` was read, once a line containing `marker` is among them.
+
+    Waiting for a line the run must have caused makes a later "no such line" mean something.
+    """
+    give_up_at = time.monotonic() + 15
+    while True:
+        lines = sshd_log_lines(target)[len(before) :]
+        if any(marker in line for line in lines) or time.monotonic() > give_up_at:
+            return lines
+        time.sleep(0.2)

@@ -69,7 +69,7 @@ def inventory(tmp_path: Path) -> Path:
         (["check"], "preflight check: error: the following arguments are required: INVENTORY"),
         (
             ["frobnicate"],
-            "preflight: error: argument command: invalid choice: 'frobnicate' (choose from 'check', 'validate')",
+            "preflight: error: argument command: invalid choice: 'frobnicate' (choose from 'check', 'validate', 'demo', 'render')",
         ),
     ],
 )

@@ -84,7 +84,13 @@ def _plain_http_gui_target(port: int) -> Target:
     """A gui-login target whose profile declares `port` as a plain-HTTP GUI port, as the stand-in servers speak."""
     target = _target("gui-login", port)
     plain_http = RequiredPort(port=port, service="http", purpose="Web GUI (HTTP)")
-    return replace(target, profile=target.profile.model_copy(update={"ports": (*target.profile.ports, plain_http)}))
+    # The stand-ins speak plain HTTP, which the inventory must allow before a password is sent over it.
+    gui = target.host.gui.model_copy(update={"allow_plain_http": True})
+    return replace(
+        target,
+        host=target.host.model_copy(update={"gui": gui}),
+        profile=target.profile.model_copy(update={"ports": (*target.profile.ports, plain_http)}),
+    )
 
 
 def _timed(run: Callable[[Target, Deadline], Finding], target: Target) -> tuple[Finding, float]:
@@ -99,7 +105,7 @@ def _timed(run: Callable[[Target, Deadline], Finding], target: Target) -> tuple[
         (_tarpit, "no answer within the deadline during banner exchange"),
         (_http_server, "SSH banner exchange failed"),
         (_junk_flood, "SSH banner exchange failed"),
-        (_banner_then_reset, "SSH banner exchange failed"),
+        (_banner_then_reset, "SSH key exchange failed"),
     ],
     indirect=["hostile_server"],
     ids=["tarpit", "http-on-ssh-port", "junk-flood", "reset-mid-handshake"],

@@ -258,7 +258,7 @@ BROKEN = [
             gui:
               user: admin
         """,
-        "inventory.yaml:6: hosts[0].gui.user: unknown key; expected one of: username, password",
+        "inventory.yaml:6: hosts[0].gui.user: unknown key; expected one of: username, password, allow_plain_http",
         id="unknown-gui-key",
     ),
     pytest.param(
@@ -507,6 +507,30 @@ BROKEN = [
         """,
         "inventory.yaml:5: hosts[0].require_public_ip: must be true or false",
         id="require-public-ip-not-a-boolean",
+    ),
+    pytest.param(
+        """\
+        hosts:
+          - name: pbx1
+            product: pbxware
+            address: 192.0.2.10
+            gui:
+              allow_plain_http: "yes"
+        """,
+        "inventory.yaml:6: hosts[0].gui.allow_plain_http: must be true or false",
+        id="allow-plain-http-a-string",
+    ),
+    pytest.param(
+        """\
+        defaults:
+          gui: {allow_plain_http: 1}
+        hosts:
+          - name: pbx1
+            product: pbxware
+            address: 192.0.2.10
+        """,
+        "inventory.yaml:2: defaults.gui.allow_plain_http: must be true or false",
+        id="allow-plain-http-a-number-in-defaults",
     ),
     pytest.param(
         """\
@@ -844,6 +868,26 @@ def test_defaults_are_merged_into_every_host_and_hosts_override_them(
     assert (sw1.product, sw1.require_public_ip, sw1.gui.username) == ("serverware", True, "admin")
     assert sw1.ssh.host_key == PIN
     assert sw1.ssh.root_password is not None and sw1.ssh.root_password.get_secret_value() == "shared-root"
+
+
+def test_plain_http_gui_login_is_off_unless_a_host_or_the_defaults_opt_in(
+    tmp_path: Path, profiles: Mapping[str, Profile]
+) -> None:
+    text = """\
+        defaults:
+          gui: {allow_plain_http: true}
+        hosts:
+          - {name: inherits, product: pbxware, address: 192.0.2.10}
+          - {name: declines, product: pbxware, address: 192.0.2.11, gui: {allow_plain_http: false}}
+        """
+    inherits, declines = _load(tmp_path, text, profiles).hosts
+    (plain,) = _load(tmp_path, "hosts:\n  - {name: p, product: pbxware, address: 192.0.2.12}\n", profiles).hosts
+
+    assert (inherits.gui.allow_plain_http, declines.gui.allow_plain_http, plain.gui.allow_plain_http) == (
+        True,
+        False,
+        False,
+    )
 
 
 def test_env_references_are_expanded_from_the_given_environment(

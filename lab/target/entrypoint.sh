@@ -21,8 +21,31 @@ if [ -n "${TLS_CERT_PEM-}" ] || [ -n "${TLS_KEY_PEM-}" ]; then
 fi
 umask 022
 for port in $EXTRA_HTTP_PORTS; do echo "listen $port backlog=4096;"; done > /etc/preflight-lab/extra-listen.conf
+# GUI variants: $GUI_AUTH is form (the default), form-2fa (a one-time code is asked after the password), basic (nginx
+# asks for HTTP Basic) or digest (the app asks for HTTP Digest); GUI_HTTPS=off leaves 443 closed: a GUI only over HTTP.
+GUI_AUTH="${GUI_AUTH-form}"
+GUI_HTTPS="${GUI_HTTPS-on}"
+: > /etc/preflight-lab/gui-auth.conf
+case "$GUI_AUTH" in
+    form | form-2fa | digest) ;;
+    basic)
+        umask 027
+        printf '%s:%s\n' "$GUI_USERNAME" "$(printf '%s\n' "$GUI_PASSWORD" | openssl passwd -5 -stdin)" \
+            > /etc/preflight-lab/gui-htpasswd
+        umask 022
+        chgrp www-data /etc/preflight-lab/gui-htpasswd
+        printf 'auth_basic "PBX Web GUI";\nauth_basic_user_file /etc/preflight-lab/gui-htpasswd;\n' \
+            > /etc/preflight-lab/gui-auth.conf
+        ;;
+    *) echo "GUI_AUTH must be form, form-2fa, basic or digest, not $GUI_AUTH" >&2; exit 2 ;;
+esac
+case "$GUI_HTTPS" in
+    on) echo "listen 443 ssl backlog=4096;" > /etc/preflight-lab/https-listen.conf ;;
+    off) : > /etc/preflight-lab/https-listen.conf ;;
+    *) echo "GUI_HTTPS must be on or off, not $GUI_HTTPS" >&2; exit 2 ;;
+esac
 
-python3 /opt/lab/gui_app.py 127.0.0.1 8080 /etc/preflight-lab/gui-credentials &
+python3 /opt/lab/gui_app.py 127.0.0.1 8080 /etc/preflight-lab/gui-credentials "$GUI_AUTH" &
 if [ -n "$TARPIT_PORTS" ]; then
     # Word splitting is wanted: one argument per port.
     # shellcheck disable=SC2086
@@ -33,12 +56,42 @@ nginx
 if [ -z "$SSH_PORTS" ]; then
     exec sleep infinity
 fi
+# SSH variants, all off unless set: $SSH_PERMIT_ROOT_LOGIN replaces "yes" (no, prohibit-password);
+# $SSH_AUTH is "password" (password and keyboard-interactive, the default), "keyboard-interactive" (only that, through
+# PAM's Password: prompt), "otp" (keyboard-interactive that asks pam_oath's one-time password before the password)
+# or "publickey" (keys only);
+# $SSH_SESSION_UID makes every session run as that uid, as when a login named root lands in a restricted account.
+SSH_PERMIT_ROOT_LOGIN="${SSH_PERMIT_ROOT_LOGIN-yes}"
+SSH_AUTH="${SSH_AUTH-password}"
+SSH_SESSION_UID="${SSH_SESSION_UID-}"
+case "$SSH_AUTH" in
+    password) password_authentication=yes keyboard_interactive=yes ;;
+    keyboard-interactive) password_authentication=no keyboard_interactive=yes ;;
+    publickey) password_authentication=no keyboard_interactive=no ;;
+    otp)
+        password_authentication=no keyboard_interactive=yes
+        umask 077
+        echo "HOTP/T30 root - $(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')" > /etc/users.oath
+        umask 022
+        sed -i '1i auth requisite pam_oath.so usersfile=/etc/users.oath window=20' /etc/pam.d/sshd
+        ;;
+    *) echo "SSH_AUTH must be password, keyboard-interactive, otp or publickey, not $SSH_AUTH" >&2; exit 2 ;;
+esac
 mkdir -p /run/sshd
 ssh-keygen -A >/dev/null
 {
     for port in $SSH_PORTS; do echo "Port $port"; done
-    echo "PermitRootLogin yes"
-    echo "PasswordAuthentication yes"
+    echo "PermitRootLogin $SSH_PERMIT_ROOT_LOGIN"
+    echo "PasswordAuthentication $password_authentication"
+    echo "KbdInteractiveAuthentication $keyboard_interactive"
+    echo "UsePAM yes"
     echo "UseDNS no"
+    # A benchmark logs in 150 times at once; sshd's own throttle (10:30:100) would refuse most of them.
+    echo "MaxStartups 200:30:400"
+    echo "MaxSessions 200"
+    if [ -n "$SSH_SESSION_UID" ]; then
+        # shellcheck disable=SC2016 # expanded by root's shell when a session starts, not here
+        echo 'ForceCommand exec setpriv --reuid='"$SSH_SESSION_UID"' --regid='"$SSH_SESSION_UID"' --clear-groups /bin/sh -c "$SSH_ORIGINAL_COMMAND"'
+    fi
 } > /etc/ssh/sshd_config.d/lab.conf
 exec /usr/sbin/sshd -D -e

@@ -1,31 +1,70 @@
-"""gui-login/<port>: support must be able to log in to the Web GUI with the credentials you provide."""
+"""gui-login/<port>: support must be able to log in to the Web GUI with the credentials you provide.
+
+The login goes over HTTPS on the profile's GUI port. Plain HTTP would send the password in clear, so the
+profile's HTTP ports are tried only when the inventory sets `gui.allow_plain_http`, only after HTTPS did not
+answer, and a login there is a warning. The GUI may ask for HTTP Basic or Digest authentication, show a login
+form, or both; the outcome is decided by evidence, never by the absence of an error.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import re
+import secrets
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from urllib.request import parse_http_list
 
 import requests
 import urllib3
+from requests.auth import AuthBase, HTTPBasicAuth
 
 from preflight.deadline import Deadline
-from preflight.http_client import deadline_session
-from preflight.inventory import Host
+from preflight.http_client import DeadlineSession, deadline_session
+from preflight.inventory import GuiSettings, Host
 from preflight.model import Finding, Status
-from preflight.profiles import Profile
+from preflight.probes.service import certificate_evidence
+from preflight.profiles import GuiLogin, Profile
 from preflight.target import Target
 
 REQUIREMENT = "Support logs in to the Web GUI on TCP {port} with the GUI username and password you provide."
 _BODY_LIMIT = 1 << 20
 _MAX_REDIRECTS = 5
 _USERNAME_HINTS = ("user", "login", "email", "name")
+# Words that name a one-time-code field: otp_code, twoFactorToken, "Verification code", autocomplete=one-time-code.
+_SECOND_FACTOR_WORDS = frozenset(
+    {"otp", "totp", "hotp", "2fa", "mfa", "tfa", "code", "passcode", "token", "verification", "authenticator"}
+)
+_TEXT_INPUT_TYPES = frozenset({"text", "email", "number", "tel", "search", "url"})
+_NEVER_SUBMITTED_TYPES = frozenset({"submit", "button", "image", "reset", "file"})
+_CHECKED_TYPES = frozenset({"checkbox", "radio"})
+
+_CHECK_CREDENTIALS = "Check the Web GUI username and password in the inventory; log in once by hand to confirm them."
+_REACH_ADVICE = "Make sure TCP {port} is forwarded to the system's Web GUI and that it answers over HTTPS."
+_HTTPS_ADVICE = (
+    "Forward TCP {port} to the system's Web GUI and make sure it answers over HTTPS. Only if support must log in "
+    "over plain HTTP instead, set gui.allow_plain_http: true for this host: the password then crosses the "
+    "internet unencrypted."
+)
+_PLAIN_HTTP_ADVICE = (
+    "Forward TCP {https_port} to the system's Web GUI so that support logs in over HTTPS, then remove "
+    "gui.allow_plain_http from this host in the inventory."
+)
+_SECOND_FACTOR_ADVICE = (
+    "Support cannot receive your one-time codes: give support a Web GUI account without a second factor, or "
+    "arrange to read support the code when they log in."
+)
 
 
 def plan(host: Host, profile: Profile) -> list[Target]:
     port = profile.gui_login.port
+    # With plain HTTP allowed the login may fall back to an HTTP port, so it cannot wait for the HTTPS port's check.
+    needs = None if host.gui.allow_plain_http else f"service/{port}"
     return [
         Target(
             check_id=f"gui-login/{port}",
@@ -33,58 +72,326 @@ def plan(host: Host, profile: Profile) -> list[Target]:
             host=host,
             profile=profile,
             port=port,
-            needs=f"service/{port}",
+            needs=needs,
         )
     ]
+
+
+# --- reading pages ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FormInput:
+    name: str
+    kind: str
+    value: str = ""
+    checked: bool = False
+    element_id: str = ""
+    # autocomplete, placeholder, aria-label and label text: what a person (or a browser) reads about the field.
+    hints: list[str] = field(default_factory=list)
+
+    @property
+    def visible_text(self) -> bool:
+        return self.kind in _TEXT_INPUT_TYPES
 
 
 @dataclass
 class LoginForm:
     action: str = ""
     method: str = "get"
-    fields: dict[str, str] = field(default_factory=dict)
-    text_fields: list[str] = field(default_factory=list)
-    password_fields: list[str] = field(default_factory=list)
+    inputs: list[FormInput] = field(default_factory=list)
+
+    @property
+    def password_fields(self) -> list[str]:
+        return [item.name for item in self.inputs if item.kind == "password"]
+
+    @property
+    def text_fields(self) -> list[str]:
+        return [item.name for item in self.inputs if item.visible_text]
+
+    @property
+    def names(self) -> set[str]:
+        return {item.name for item in self.inputs}
+
+    def carried_fields(self) -> dict[str, str]:
+        """What a browser submits without the user typing: hidden fields (a CSRF token), defaults, ticked boxes."""
+        carried = {}
+        for item in self.inputs:
+            if item.kind in _NEVER_SUBMITTED_TYPES or item.kind == "password":
+                continue
+            if item.kind in _CHECKED_TYPES and not item.checked:
+                continue
+            carried[item.name] = item.value
+        return carried
+
+    def hidden_fields(self) -> list[str]:
+        return [item.name for item in self.inputs if item.kind == "hidden"]
 
 
 class _FormParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[LoginForm] = []
-        self._current: LoginForm | None = None
+        self._form: LoginForm | None = None
+        self._label_text: list[str] | None = None
+        self._label_for = ""
+        self._label_inputs: list[FormInput] = []
+        self._labels_by_id: dict[str, str] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {name: value or "" for name, value in attrs}
         if tag == "form":
-            self._current = LoginForm(
-                action=attributes.get("action", ""), method=attributes.get("method", "get").lower()
+            self._form = LoginForm(attributes.get("action", ""), attributes.get("method", "get").lower() or "get")
+            self.forms.append(self._form)
+        elif tag == "label":
+            self._label_text, self._label_for, self._label_inputs = [], attributes.get("for", ""), []
+        elif tag == "input" and self._form is not None and attributes.get("name"):
+            hints = [attributes.get(key, "") for key in ("autocomplete", "placeholder", "aria-label", "title")]
+            item = FormInput(
+                name=attributes["name"],
+                kind=attributes.get("type", "text").lower() or "text",
+                value=attributes.get("value", ""),
+                checked="checked" in attributes,
+                element_id=attributes.get("id", ""),
+                hints=[hint for hint in hints if hint],
             )
-            self.forms.append(self._current)
-        elif tag == "input" and self._current is not None and attributes.get("name"):
-            name, kind = attributes["name"], attributes.get("type", "text").lower()
-            if kind == "password":
-                self._current.password_fields.append(name)
-            elif kind in ("text", "email"):
-                self._current.text_fields.append(name)
-            elif kind not in ("submit", "button", "image", "reset", "checkbox", "radio", "file"):
-                self._current.fields[name] = attributes.get("value", "")
+            self._form.inputs.append(item)
+            if self._label_text is not None:
+                self._label_inputs.append(item)
+
+    def handle_data(self, data: str) -> None:
+        if self._label_text is not None:
+            self._label_text.append(data)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
-            self._current = None
+            self._form = None
+        elif tag == "label" and self._label_text is not None:
+            text = " ".join("".join(self._label_text).split())
+            for item in self._label_inputs:
+                item.hints.append(text)
+            if self._label_for:
+                self._labels_by_id[self._label_for] = text
+            self._label_text = None
+
+    def close(self) -> None:
+        super().close()
+        for form in self.forms:
+            for item in form.inputs:
+                if item.element_id in self._labels_by_id:
+                    item.hints.append(self._labels_by_id[item.element_id])
 
 
-def find_login_form(html: str) -> LoginForm | None:
-    """The first form on the page that has a password field."""
+def parse_forms(html: str) -> list[LoginForm]:
     parser = _FormParser()
     parser.feed(html)
-    return next((form for form in parser.forms if form.password_fields), None)
+    parser.close()
+    return parser.forms
 
 
-def username_field(form: LoginForm) -> str | None:
+def find_login_form(html: str, settings: GuiLogin | None = None) -> LoginForm | None:
+    """The login form: the one holding the profile's password field if it names one, else the first with a password."""
+    forms = parse_forms(html)
+    if settings is not None and settings.password_field:
+        return next((form for form in forms if settings.password_field in form.names), None)
+    return next((form for form in forms if form.password_fields), None)
+
+
+def username_field(form: LoginForm, settings: GuiLogin | None = None) -> str | None:
+    """The field the username goes in: the profile's if named and present, else the likeliest text field."""
+    if settings is not None and settings.username_field and settings.username_field in form.names:
+        return settings.username_field
     hinted = [name for name in form.text_fields if any(hint in name.lower() for hint in _USERNAME_HINTS)]
     candidates = hinted or form.text_fields
     return candidates[0] if candidates else None
+
+
+def password_field(form: LoginForm, settings: GuiLogin | None = None) -> str:
+    if settings is not None and settings.password_field and settings.password_field in form.names:
+        return settings.password_field
+    return form.password_fields[0]
+
+
+def _words(text: str) -> set[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower()
+    words = set(re.findall(r"\d+[a-z]+|[a-z]+", spaced))
+    if "one-time" in spaced or "one time" in spaced or "onetime" in spaced:
+        words.add("otp")
+    return words
+
+
+def _asks_for_code(item: FormInput) -> bool:
+    if not item.visible_text and item.kind != "password":
+        return False
+    return any(_words(text) & _SECOND_FACTOR_WORDS for text in (item.name, item.element_id, *item.hints))
+
+
+def second_factor_prompt(html: str, marker: str | None = None) -> str | None:
+    """What shows that `html` asks for a one-time code, or None: the profile's marker, or the code field's name.
+
+    A form counts when every field a person types into asks for a code, so a login form that came back, or a
+    dashboard with a search box, is never mistaken for one.
+    """
+    if marker and marker in html:
+        return f"marker: {marker}"
+    for form in parse_forms(html):
+        typed = [item for item in form.inputs if item.visible_text or item.kind == "password"]
+        if typed and all(_asks_for_code(item) for item in typed):
+            return typed[0].name
+    return None
+
+
+# --- judging the answer -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: str  # logged-in, second-factor, wrong-credentials, refused, server-error, unconfirmed
+    because: str  # the evidence: redirect, session-cookie, success-marker, http-auth-accepted, form-returned, ...
+
+
+def judge_login(
+    status: int,
+    body: str,
+    *,
+    redirected_away: bool,
+    has_cookies: bool,
+    settings: GuiLogin,
+    http_auth: str = "",
+) -> Verdict:
+    """Decide from what came back after the credentials were sent whether the login worked."""
+    if settings.failure_marker and settings.failure_marker in body:
+        return Verdict("wrong-credentials", "failure-marker")
+    if http_auth and status == 401:
+        return Verdict("wrong-credentials", "asked-again")
+    login_form_back = find_login_form(body, settings) is not None
+    if status >= 500:
+        return Verdict("server-error", f"http-{status}")
+    if status >= 400:
+        return Verdict("wrong-credentials" if login_form_back else "refused", f"http-{status}")
+    second_factor = second_factor_prompt(body, settings.second_factor_marker)
+    if second_factor is not None:
+        return Verdict("second-factor", second_factor)
+    if settings.success_marker and settings.success_marker in body:
+        return Verdict("logged-in", "success-marker")
+    if login_form_back:
+        return Verdict("wrong-credentials", "form-returned")
+    if http_auth:
+        return Verdict("logged-in", "http-auth-accepted")
+    if redirected_away:
+        return Verdict("logged-in", "redirect")
+    if has_cookies:
+        return Verdict("logged-in", "session-cookie")
+    return Verdict("unconfirmed", "no-redirect-no-cookie")
+
+
+# --- HTTP authentication ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    scheme: str  # "basic" or "digest", lower case
+    params: Mapping[str, str]
+
+
+def parse_challenges(headers: tuple[str, ...]) -> list[Challenge]:
+    """The WWW-Authenticate challenges, one per header line: the scheme lower-cased, parameter names too."""
+    challenges = []
+    for header in headers:
+        scheme, _, rest = header.strip().partition(" ")
+        params = {}
+        for item in parse_http_list(rest):
+            key, _, value = item.partition("=")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            params[key.strip().lower()] = value
+        challenges.append(Challenge(scheme.lower(), params))
+    return challenges
+
+
+class DigestCredentials(AuthBase):
+    """HTTP Digest (RFC 7616: MD5 or SHA-256, optionally -sess, qop auth) for one known challenge.
+
+    The Authorization header is computed for each request as it is sent, with no retry of its own: every request
+    goes through the origin check first. (requests' HTTPDigestAuth retries inside a response hook.)
+    """
+
+    ALGORITHMS: Mapping[str, str] = {"MD5": "md5", "MD5-SESS": "md5", "SHA-256": "sha256", "SHA-256-SESS": "sha256"}
+
+    def __init__(self, username: str, password: str, challenge: Mapping[str, str], cnonce: str | None = None) -> None:
+        self._username = username
+        self._password = password
+        self._challenge = dict(challenge)
+        self._cnonce = cnonce
+        self._count = 0
+
+    @classmethod
+    def supports(cls, challenge: Mapping[str, str]) -> bool:
+        qops = _qops(challenge)
+        return (
+            "nonce" in challenge
+            and challenge.get("algorithm", "MD5").upper() in cls.ALGORITHMS
+            and (not qops or "auth" in qops)
+        )
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        parts = urlsplit(request.url or "/")
+        uri = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        request.headers["Authorization"] = self.header(request.method or "GET", uri)
+        return request
+
+    def header(self, method: str, uri: str) -> str:
+        """The Authorization header value for one request."""
+        challenge = self._challenge
+        algorithm = challenge.get("algorithm", "MD5").upper()
+        hash_name = self.ALGORITHMS[algorithm]
+
+        def digest(text: str) -> str:
+            return hashlib.new(hash_name, text.encode(), usedforsecurity=False).hexdigest()
+
+        realm, nonce = challenge.get("realm", ""), challenge["nonce"]
+        self._count += 1
+        count = f"{self._count:08x}"
+        cnonce = self._cnonce or secrets.token_hex(16)
+        secret = digest(f"{self._username}:{realm}:{self._password}")
+        if algorithm.endswith("-SESS"):
+            secret = digest(f"{secret}:{nonce}:{cnonce}")
+        request_digest = digest(f"{method}:{uri}")
+        fields = {"username": self._username, "realm": realm, "nonce": nonce, "uri": uri}
+        if "auth" in _qops(challenge):
+            fields["response"] = digest(f"{secret}:{nonce}:{count}:{cnonce}:auth:{request_digest}")
+            fields |= {"qop": "auth", "nc": count, "cnonce": cnonce}
+        else:
+            fields["response"] = digest(f"{secret}:{nonce}:{request_digest}")
+        fields["algorithm"] = challenge.get("algorithm", "MD5")
+        if "opaque" in challenge:
+            fields["opaque"] = challenge["opaque"]
+        unquoted = ("qop", "nc", "algorithm")
+        return "Digest " + ", ".join(
+            f"{key}={value}" if key in unquoted else f'{key}="{_quoted(value)}"' for key, value in fields.items()
+        )
+
+
+def _qops(challenge: Mapping[str, str]) -> list[str]:
+    return [qop.strip().lower() for qop in challenge.get("qop", "").split(",") if qop.strip()]
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def http_auth_for(challenges: list[Challenge], username: str, password: str) -> tuple[str, AuthBase] | None:
+    """The strongest scheme offered that preflight speaks (Digest over Basic), with its credentials."""
+    for challenge in challenges:
+        if challenge.scheme == "digest" and DigestCredentials.supports(challenge.params):
+            return "digest", DigestCredentials(username, password, challenge.params)
+    if any(challenge.scheme == "basic" for challenge in challenges):
+        return "basic", HTTPBasicAuth(username, password)
+    return None
+
+
+# --- talking to the GUI -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -93,118 +400,16 @@ class _Page:
     status: int
     body: str
     redirects: tuple[str, ...]
+    www_authenticate: tuple[str, ...] = ()
 
 
-class _OffHost(Exception):
-    pass
+class _OffOrigin(Exception):
+    """A redirect or form action that leaves the GUI's own scheme, host and port."""
 
-
-def run(target: Target, deadline: Deadline) -> Finding:
-    ip, port = target.endpoint()
-    gui = target.host.gui
-    if not gui.username or gui.password is None:
-        return Finding(
-            Status.FAIL,
-            "Web GUI username and password not provided",
-            {"port": port},
-            "Support needs the Web GUI login: add gui.username and gui.password to this host in the inventory.",
-        )
-    required = target.profile.port(port)
-    scheme = "https" if required is None or required.service == "https" else "http"
-    origin = _Origin(scheme, ip, port, frozenset({ip, target.host.address.lower().rstrip(".")}))
-    evidence: dict[str, Any] = {"url": origin.base + target.profile.gui_login.path}
-    with deadline_session(deadline) as session:
-        try:
-            page = _fetch(session, "GET", evidence["url"], origin, deadline)
-            evidence["login_page_status"] = page.status
-            form = find_login_form(page.body)
-            if form is None:
-                return Finding(
-                    Status.FAIL,
-                    f"no login form found at {urlsplit(page.url).path} (HTTP {page.status})",
-                    evidence,
-                    f"TCP {port} must reach the system's Web GUI login page. Check that the port is forwarded to the "
-                    "system itself and not to another web server.",
-                )
-            user_field = username_field(form)
-            data = dict(form.fields)
-            if user_field:
-                data[user_field] = gui.username
-            data[form.password_fields[0]] = gui.password.get_secret_value()
-            action = urljoin(page.url, form.action or page.url)
-            evidence["form_action"] = urlsplit(action).path
-            method = "POST" if form.method == "post" else "GET"
-            result = _fetch(session, method, action, origin, deadline, data)
-        except _OffHost as exc:
-            return Finding(
-                Status.FAIL,
-                f"the Web GUI points to another host ({exc}); nothing was sent there",
-                evidence,
-                _REACH_ADVICE.format(port=port),
-            )
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            if deadline.expired or isinstance(exc, requests.Timeout):
-                summary = f"the Web GUI on TCP {port} did not answer in time"
-            else:
-                summary = f"the Web GUI on TCP {port} failed: {type(exc).__name__}"
-            return Finding(Status.FAIL, summary, evidence, _REACH_ADVICE.format(port=port))
-        evidence["after_login_status"] = result.status
-        evidence["after_login_path"] = urlsplit(result.url).path
-        evidence["redirects"] = list(result.redirects)
-        evidence["cookies"] = sorted(session.cookies.keys())
-    if result.status >= 400:
-        return Finding(
-            Status.FAIL,
-            f"Web GUI login refused with HTTP {result.status}",
-            evidence,
-            "Check the Web GUI username and password in the inventory; log in once by hand to confirm them.",
-        )
-    if find_login_form(result.body) is not None:
-        return Finding(
-            Status.FAIL,
-            "Web GUI login refused: the login form came back (wrong username or password)",
-            evidence,
-            "Check the Web GUI username and password in the inventory; log in once by hand to confirm them.",
-        )
-    return Finding(Status.PASS, f"Web GUI login works on TCP {port}", evidence)
-
-
-_REACH_ADVICE = "Make sure TCP {port} is forwarded to the system's Web GUI and that it answers over HTTPS."
-
-
-def _url_host(ip: str) -> str:
-    return f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
-
-
-def _fetch(
-    session: requests.Session,
-    method: str,
-    url: str,
-    origin: _Origin,
-    deadline: Deadline,
-    data: dict[str, str] | None = None,
-) -> _Page:
-    """One request, then redirects on the same origin only, with every wait capped by the deadline.
-
-    Every URL is checked before it is requested, so a form or redirect can never carry the password
-    to another host.
-    """
-    redirects: list[str] = []
-    for _ in range(_MAX_REDIRECTS + 1):
-        url = origin.pinned(url)
-        timeout = deadline.cap(deadline.remaining())
-        with session.request(method, url, data=data, allow_redirects=False, stream=True, timeout=timeout) as response:
-            body = response.raw.read(_BODY_LIMIT, decode_content=True).decode(
-                response.encoding or "utf-8", errors="replace"
-            )
-            location = response.headers.get("Location")
-            if not (response.is_redirect and location):
-                return _Page(url, response.status_code, body, tuple(redirects))
-        url = urljoin(url, location)
-        redirects.append(urlsplit(url).path)
-        if response.status_code not in (307, 308):
-            method, data = "GET", None
-    raise requests.TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects")
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(where)
+        self.where = where
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -221,13 +426,409 @@ class _Origin:
         return f"{self.scheme}://{_url_host(self.ip)}:{self.port}"
 
     def pinned(self, url: str) -> str:
+        """`url` aimed at the GUI's IP, or _OffOrigin if it points anywhere else; nothing is sent before this."""
         parts = urlsplit(url)
         default_port = 443 if parts.scheme == "https" else 80
-        same = (
-            parts.scheme == self.scheme
-            and (parts.hostname or "").lower() in self.names
-            and (parts.port or default_port) == self.port
-        )
-        if not same:
-            raise _OffHost(parts.netloc or url)
+        if (parts.hostname or "").lower() not in self.names or (parts.port or default_port) != self.port:
+            raise _OffOrigin(parts.netloc or url, "another host")
+        if parts.scheme != self.scheme:
+            raise _OffOrigin(
+                f"{parts.scheme}://{parts.netloc}", f"{parts.scheme or 'another scheme'}, not {self.scheme}"
+            )
         return parts._replace(netloc=f"{_url_host(self.ip)}:{self.port}").geturl()
+
+
+def _url_host(ip: str) -> str:
+    return f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+
+
+def _fetch(
+    session: requests.Session,
+    method: str,
+    url: str,
+    origin: _Origin,
+    deadline: Deadline,
+    data: dict[str, str] | None = None,
+    auth: AuthBase | None = None,
+    budget: float | None = None,
+) -> _Page:
+    """One request, then redirects on the same origin only, with every wait capped by the deadline.
+
+    Every URL is checked before it is requested, so a form, a redirect or an authentication retry can never carry
+    the password to another host. `budget` caps each wait below the deadline, leaving time for a fallback.
+    """
+    redirects: list[str] = []
+    for _ in range(_MAX_REDIRECTS + 1):
+        url = origin.pinned(url)
+        timeout = deadline.cap(deadline.remaining() if budget is None else budget)
+        with session.request(
+            method, url, data=data, auth=auth, allow_redirects=False, stream=True, timeout=timeout
+        ) as response:
+            body = response.raw.read(_BODY_LIMIT, decode_content=True).decode(
+                response.encoding or "utf-8", errors="replace"
+            )
+            location = response.headers.get("Location")
+            if not (response.is_redirect and location):
+                challenges = tuple(response.raw.headers.getlist("WWW-Authenticate"))
+                return _Page(url, response.status_code, body, tuple(redirects), challenges)
+        url = urljoin(url, location)
+        redirects.append(urlsplit(url).path)
+        if response.status_code not in (307, 308):
+            method, data = "GET", None
+    raise requests.TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects")
+
+
+# --- the check ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    scheme: str
+    port: int
+
+
+def login_endpoints(profile: Profile, port: int, allow_plain_http: bool) -> list[Endpoint]:
+    """Where to try the login, in order: the GUI port over HTTPS; then, only if allowed, the HTTP GUI ports."""
+    required = profile.port(port)
+    scheme = "http" if required is not None and required.service == "http" else "https"
+    if scheme == "http":
+        return [Endpoint("http", port)] if allow_plain_http else []
+    endpoints = [Endpoint("https", port)]
+    if allow_plain_http:
+        endpoints += [Endpoint("http", other.port) for other in profile.ports_for("http") if other.port != port]
+    return endpoints
+
+
+class _NoAnswer(Exception):
+    """The endpoint gave no HTTP answer at all (refused, reset, TLS failure, silence): another may be tried."""
+
+    def __init__(self, endpoint: Endpoint, what: str, timed_out: bool) -> None:
+        super().__init__(what)
+        self.endpoint = endpoint
+        self.what = what
+        self.timed_out = timed_out
+
+
+def run(target: Target, deadline: Deadline) -> Finding:
+    ip, port = target.endpoint()
+    gui = target.host.gui
+    if not gui.username or gui.password is None:
+        return Finding(
+            Status.FAIL,
+            "Web GUI username and password not provided",
+            {"outcome": "not-provided", "port": port},
+            "Support needs the Web GUI login: add gui.username and gui.password to this host in the inventory.",
+        )
+    endpoints = login_endpoints(target.profile, port, gui.allow_plain_http)
+    base_evidence: dict[str, Any] = {"plain_http_allowed": gui.allow_plain_http}
+    if not endpoints:
+        return Finding(
+            Status.FAIL,
+            f"the Web GUI on TCP {port} is plain HTTP, and a login there would send the password in clear",
+            {**base_evidence, "outcome": "plain-http-not-allowed", "scheme": "http", "port": port},
+            f"Give support the Web GUI over HTTPS. To accept a login over plain HTTP on TCP {port} anyway, set "
+            "gui.allow_plain_http: true for this host: the password then crosses the internet unencrypted.",
+        )
+    names = frozenset({ip, target.host.address.lower().rstrip(".")})
+    failures: list[_NoAnswer] = []
+    with deadline_session(deadline) as session:
+        for index, endpoint in enumerate(endpoints):
+            fallbacks_left = len(endpoints) - index - 1
+            origin = _Origin(endpoint.scheme, ip, endpoint.port, names)
+            evidence = {**base_evidence, "scheme": endpoint.scheme, "port": endpoint.port, "url": origin.base}
+            if failures:
+                evidence["not_answered"] = [_failure_text(failure) for failure in failures]
+            try:
+                return _login(session, origin, gui, target, deadline, evidence, fallbacks_left)
+            except _NoAnswer as failure:
+                failures.append(failure)
+                if deadline.expired:
+                    break
+    return _nothing_answered(port, failures, base_evidence, gui.allow_plain_http, target.profile)
+
+
+def _login(
+    session: DeadlineSession,
+    origin: _Origin,
+    gui: GuiSettings,
+    target: Target,
+    deadline: Deadline,
+    evidence: dict[str, Any],
+    fallbacks_left: int,
+) -> Finding:
+    settings = target.profile.gui_login
+    evidence["url"] = origin.base + settings.path
+    # The first request gets a share of the time, so that a silent HTTPS port leaves time to try plain HTTP.
+    budget = deadline.remaining() / (fallbacks_left + 1) if fallbacks_left else None
+    page: _Page | None = None
+    try:
+        page = _fetch(session, "GET", evidence["url"], origin, deadline, budget=budget)
+        return _login_answered(session, origin, gui, settings, deadline, evidence, page)
+    except _OffOrigin as exc:
+        return _off_origin(exc, evidence, origin.port)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        timed_out = _timed_out(exc, deadline)
+        if page is None and not isinstance(exc, requests.TooManyRedirects):
+            raise _NoAnswer(Endpoint(origin.scheme, origin.port), _what_failed(exc, deadline), timed_out) from None
+        evidence["outcome"] = "timeout" if timed_out else "connection-failed"
+        summary = f"the Web GUI on TCP {origin.port} " + _what_failed(exc, deadline)
+        return Finding(Status.FAIL, summary, evidence, _REACH_ADVICE.format(port=origin.port))
+
+
+def _login_answered(
+    session: DeadlineSession,
+    origin: _Origin,
+    gui: GuiSettings,
+    settings: GuiLogin,
+    deadline: Deadline,
+    evidence: dict[str, Any],
+    page: _Page,
+) -> Finding:
+    """The login itself, once the GUI has answered: HTTP authentication if it asks, then the form if there is one."""
+    username = gui.username or ""
+    password = gui.password.get_secret_value() if gui.password else ""
+    evidence["login_page_status"] = page.status
+    evidence["login_page_path"] = urlsplit(page.url).path
+    if page.redirects:
+        evidence["login_page_redirects"] = list(page.redirects)
+    if origin.scheme == "https":
+        der = session.peer_certificate(origin.ip, origin.port)
+        if der is not None:
+            evidence["certificate"] = certificate_evidence(der, datetime.now(UTC))
+    auth: AuthBase | None = None
+    http_auth = ""
+    if page.status == 401 and page.www_authenticate:
+        challenges = parse_challenges(page.www_authenticate)
+        evidence["auth_offered"] = sorted({challenge.scheme for challenge in challenges})
+        chosen = http_auth_for(challenges, username, password)
+        if chosen is None:
+            evidence |= {"outcome": "unsupported-auth", "auth": "none"}
+            return Finding(
+                Status.FAIL,
+                "the Web GUI asks for HTTP authentication preflight cannot answer "
+                f"({', '.join(evidence['auth_offered'])})",
+                evidence,
+                f"Support logs in with a form, HTTP Basic or HTTP Digest: make the Web GUI on TCP {origin.port} "
+                "offer one of them.",
+            )
+        http_auth, auth = chosen
+        page = _fetch(session, "GET", page.url, origin, deadline, auth=auth)
+        evidence["http_auth_status"] = page.status
+    evidence["auth"] = http_auth or "form"
+    form = find_login_form(page.body, settings)
+    if form is None and http_auth:
+        return _finding(_judged(page, page, evidence, session, settings, http_auth), evidence, origin, settings.port)
+    if form is None:
+        evidence["outcome"] = "no-login-form"
+        named = f" with a field named {settings.password_field!r}" if settings.password_field else ""
+        return Finding(
+            Status.FAIL,
+            f"no login form{named} found at {urlsplit(page.url).path} (HTTP {page.status})",
+            evidence,
+            f"TCP {origin.port} must reach the system's Web GUI login page. Check that the port is forwarded to the "
+            "system itself and not to another web server.",
+        )
+    if http_auth:
+        evidence["auth"] = f"{http_auth}+form"
+    user_field, secret_field = username_field(form, settings), password_field(form, settings)
+    action = urljoin(page.url, form.action or page.url)
+    evidence |= {
+        "form_action": urlsplit(action).path,
+        "form_method": form.method,
+        "username_field": user_field,
+        "password_field": secret_field,
+        "hidden_fields": form.hidden_fields(),
+    }
+    if form.method != "post":
+        evidence["outcome"] = "get-login-form"
+        return Finding(
+            Status.FAIL,
+            "the login form would send the password in the URL (method GET); it was not submitted",
+            evidence,
+            f"TCP {origin.port} must reach the system's own Web GUI, whose login form posts the password. Check that "
+            "the port is forwarded to the system itself and not to another web server.",
+        )
+    data = form.carried_fields()
+    if user_field:
+        data[user_field] = username
+    data[secret_field] = password
+    cookies_before = session.cookies.get_dict()
+    result = _fetch(session, "POST", action, origin, deadline, data, auth=auth)
+    evidence["cookies_set_by_login"] = sorted(
+        name for name, value in session.cookies.get_dict().items() if cookies_before.get(name) != value
+    )
+    return _finding(_judged(page, result, evidence, session, settings, ""), evidence, origin, settings.port)
+
+
+def _judged(
+    login_page: _Page,
+    result: _Page,
+    evidence: dict[str, Any],
+    session: DeadlineSession,
+    settings: GuiLogin,
+    http_auth: str,
+) -> Verdict:
+    login_path = urlsplit(login_page.url).path
+    after_path = urlsplit(result.url).path
+    evidence["after_login_status"] = result.status
+    evidence["after_login_path"] = after_path
+    evidence["redirects"] = list(result.redirects)
+    evidence["cookies"] = sorted(session.cookies.keys())
+    verdict = judge_login(
+        result.status,
+        result.body,
+        redirected_away=bool(result.redirects) and after_path != login_path,
+        has_cookies=bool(evidence["cookies"]),
+        settings=settings,
+        http_auth=http_auth,
+    )
+    evidence["decided_by"] = verdict.because
+    return verdict
+
+
+def _finding(verdict: Verdict, evidence: dict[str, Any], origin: _Origin, https_port: int) -> Finding:
+    plain = origin.scheme == "http"
+    kind = _auth_words(evidence.get("auth", "form"))
+    port = origin.port
+    if verdict.outcome == "logged-in":
+        if plain:
+            evidence["outcome"] = "plain-http"
+            return Finding(
+                Status.WARN,
+                f"the GUI login works on TCP {port} ({kind}), but over plain HTTP: the password crosses the internet "
+                "in clear",
+                evidence,
+                _PLAIN_HTTP_ADVICE.format(https_port=https_port),
+            )
+        evidence["outcome"] = "logged-in"
+        certificate = evidence.get("certificate", {})
+        note = "; self-signed certificate" if certificate.get("self_signed") else ""
+        return Finding(Status.PASS, f"Web GUI login works on TCP {port} ({kind}{note})", evidence)
+    evidence["outcome"] = verdict.outcome
+    if verdict.outcome == "second-factor":
+        evidence["second_factor_prompt"] = verdict.because
+        over = ", over plain HTTP" if plain else ""
+        return Finding(
+            Status.WARN,
+            f"credentials accepted; the account requires a second factor (TCP {port}{over})",
+            evidence,
+            _SECOND_FACTOR_ADVICE,
+        )
+    if verdict.outcome == "wrong-credentials":
+        reasons = {
+            "form-returned": "the login form came back",
+            "asked-again": f"the server asked for the password again (HTTP 401, {kind})",
+            "failure-marker": "the page says the login failed",
+        }
+        reason = reasons.get(verdict.because, f"HTTP {evidence.get('after_login_status')} with the login form")
+        return Finding(
+            Status.FAIL, f"Web GUI login refused: {reason} (wrong username or password)", evidence, _CHECK_CREDENTIALS
+        )
+    if verdict.outcome in ("refused", "server-error"):
+        status = evidence.get("after_login_status")
+        summary = (
+            f"Web GUI login refused with HTTP {status}"
+            if verdict.outcome == "refused"
+            else f"the Web GUI failed with HTTP {status} after the credentials were sent"
+        )
+        advice = (
+            _CHECK_CREDENTIALS
+            if verdict.outcome == "refused"
+            else (
+                "The Web GUI answered with a server error: check that the system's web services are running, then log "
+                "in once by hand."
+            )
+        )
+        return Finding(Status.FAIL, summary, evidence, advice)
+    return Finding(
+        Status.WARN,
+        f"the login on TCP {port} was answered, but nothing shows a session: no redirect, no cookie, no login form "
+        "again",
+        evidence,
+        "Log in to the Web GUI once by hand with the inventory's username and password to confirm they work.",
+    )
+
+
+def _auth_words(auth: str) -> str:
+    return {
+        "form": "form login",
+        "basic": "HTTP Basic authentication",
+        "digest": "HTTP Digest authentication",
+        "basic+form": "HTTP Basic authentication, then form login",
+        "digest+form": "HTTP Digest authentication, then form login",
+    }.get(auth, auth)
+
+
+def _off_origin(exc: _OffOrigin, evidence: dict[str, Any], port: int) -> Finding:
+    evidence["outcome"] = "off-origin"
+    evidence["refused_target"] = exc.where
+    if exc.reason == "another host":
+        summary = f"the Web GUI points to another host ({exc.where}); nothing was sent there"
+    else:
+        summary = f"the Web GUI points to {exc.where} ({exc.reason}); nothing was sent there"
+    return Finding(Status.FAIL, summary, evidence, _REACH_ADVICE.format(port=port))
+
+
+def _nothing_answered(
+    port: int, failures: list[_NoAnswer], evidence: dict[str, Any], allow_plain_http: bool, profile: Profile
+) -> Finding:
+    evidence |= {"not_answered": [_failure_text(failure) for failure in failures], "port": port}
+    first = failures[0]
+    if len(failures) == 1:
+        evidence |= {"scheme": first.endpoint.scheme, "outcome": "timeout" if first.timed_out else "no-answer"}
+        summary = f"the Web GUI on TCP {port} " + ("did not answer in time" if first.timed_out else first.what)
+        if first.endpoint.scheme == "https" and not allow_plain_http and profile.ports_for("http"):
+            evidence["outcome"] = "https-unavailable"
+            return Finding(
+                Status.FAIL,
+                f"{summary} over HTTPS; plain HTTP was not tried, because it would send the password in clear",
+                evidence,
+                _HTTPS_ADVICE.format(port=port),
+            )
+        return Finding(Status.FAIL, summary, evidence, _REACH_ADVICE.format(port=port))
+    evidence["outcome"] = "no-answer"
+    tried = "; ".join(_failure_text(failure) for failure in failures)
+    return Finding(
+        Status.FAIL,
+        f"the Web GUI answered on none of its ports: {tried}",
+        evidence,
+        _REACH_ADVICE.format(port=port),
+    )
+
+
+def _failure_text(failure: _NoAnswer) -> str:
+    what = "did not answer in time" if failure.timed_out else failure.what
+    return f"{failure.endpoint.scheme} {failure.endpoint.port}: {what}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        yield current
+        nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        reason = getattr(current, "reason", None)
+        current = current.__cause__ or current.__context__ or (reason if isinstance(reason, BaseException) else nested)
+
+
+def _timed_out(exc: BaseException, deadline: Deadline) -> bool:
+    return deadline.expired or any(isinstance(cause, (requests.Timeout, TimeoutError)) for cause in _causes(exc))
+
+
+def _what_failed(exc: BaseException, deadline: Deadline) -> str:
+    """A short description of a connection failure, from its type alone: library messages may quote URLs."""
+    if _timed_out(exc, deadline):
+        return "did not answer in time"
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError):
+            return "refused the connection"
+        if isinstance(cause, ConnectionResetError):
+            return "reset the connection"
+        if isinstance(cause, requests.exceptions.SSLError | urllib3.exceptions.SSLError) or type(
+            cause
+        ).__name__.startswith("SSL"):
+            return "failed the TLS handshake"
+        if isinstance(cause, requests.TooManyRedirects):
+            return f"redirected more than {_MAX_REDIRECTS} times"
+    return f"failed: {type(exc).__name__}"

@@ -1,18 +1,26 @@
-"""ssh-root/<port>: support must be able to log in as root over SSH, and `id -u` must print 0."""
+"""ssh-root/<port>: support must be able to log in as root over SSH, and `id -u` must print 0.
+
+The login is driven at paramiko's Transport level, so no agent key and no ~/.ssh key is ever offered. `auth_none`
+learns the methods the server allows; then the key file, the password, or keyboard-interactive answering only
+password prompts. The host key is judged (inventory pin, else preflight's known_hosts file) before anything that
+authenticates is sent.
+"""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
+import re
 import socket
 import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import paramiko
 from pydantic import SecretStr
 
+from preflight import known_hosts
 from preflight.deadline import Deadline
 from preflight.inventory import Credentials, Host
 from preflight.model import Finding, Status
@@ -21,7 +29,21 @@ from preflight.target import Target
 
 REQUIREMENT = "Support logs in as root over SSH on TCP {port} with the root password you provide."
 UID_COMMAND = "id -u"
+ROOT = "root"
 _OUTPUT_LIMIT = 4096
+_SHOWN_LIMIT = 120
+# A paramiko wait that ends this close to the deadline ended because of it.
+_DEADLINE_SLACK_SECONDS = 0.05
+# Multi-step logins (AuthenticationMethods a,b) take one step per method; no server needs more than this.
+_MAX_AUTH_STEPS = 3
+_PASSWORD_WORD = re.compile(r"\bpass(word|wd)\b", re.IGNORECASE)
+_SECOND_FACTOR_WORDS = re.compile(
+    r"one[- ]?time|\botp\b|oath|verification|\bcode\b|token|passcode|\bpin\b|2fa|two[- ]factor|authenticator"
+    r"|\bduo\b|yubi",
+    re.IGNORECASE,
+)
+_PASSWORD_CHANGE_WORDS = re.compile(r"\bnew\b|retype|again|confirm|expired|\bchange\b", re.IGNORECASE)
+_HOST_KEY_FILES = {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa", "ssh-dss": "dsa"}
 
 
 def plan(host: Host, profile: Profile) -> list[Target]:
@@ -40,135 +62,478 @@ def plan(host: Host, profile: Profile) -> list[Target]:
 
 def fingerprint(key: paramiko.PKey) -> str:
     """The key's fingerprint exactly as `ssh-keygen -lf` prints it."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    return known_hosts.fingerprint_of(key.asbytes())
 
 
-class _Progress:
-    stage = "connect"
+def is_password_prompt(prompt: str) -> bool:
+    """Whether a keyboard-interactive prompt asks for the account password, and for nothing else."""
+    return bool(_PASSWORD_WORD.search(prompt)) and not (
+        _SECOND_FACTOR_WORDS.search(prompt) or _PASSWORD_CHANGE_WORDS.search(prompt)
+    )
 
 
-class _Refused(Exception):
+class _Stop(Exception):
+    """Ends the check with `finding`."""
+
     def __init__(self, finding: Finding) -> None:
         self.finding = finding
+
+
+class _PromptDeclined(paramiko.SSHException):
+    """Raised inside paramiko's keyboard-interactive handler: the prompt does not get the password."""
+
+    def __init__(self, outcome: str, prompt: str) -> None:
+        super().__init__(f"{outcome}: {prompt}")
+        self.outcome = outcome
+        self.prompt = prompt
 
 
 def run(target: Target, deadline: Deadline) -> Finding:
     ip, port = target.endpoint()
     credentials = target.host.ssh.credentials_for(port)
     if not credentials.provided:
-        return Finding(
+        return _finding(
             Status.FAIL,
+            "credentials-missing",
             f"root credentials not provided for SSH port {port}",
             {"port": port},
             f"Support needs the root password for SSH on TCP {port}: add ssh.root_password to this host "
             "in the inventory (written as ${ENV_VAR}).",
         )
     evidence: dict[str, Any] = {"port": port}
-    progress = _Progress()
+    try:
+        key = _load_key(credentials.key_file, credentials.key_passphrase, port) if credentials.key_file else None
+        # An inventory pin replaces the file; the file is read before connecting, so a bad one costs no connection.
+        lookup = None if target.host.ssh.host_key else _look_up_known_hosts(target, evidence)
+    except _Stop as stop:
+        return stop.finding
     try:
         sock = socket.create_connection((ip, port), timeout=deadline.cap(deadline.remaining()))
     except TimeoutError:
-        return _failed(port, evidence, "connection timed out", "connect")
+        return _failed(port, evidence, "connect-timeout", "connection timed out", "connect")
     except OSError as exc:
-        return _failed(port, evidence, f"cannot connect: {exc.strerror or exc}", "connect")
+        return _failed(port, evidence, "connect-failed", f"cannot connect: {exc.strerror or exc}", "connect")
     # paramiko's own timeouts cover single waits; shutting the socket down bounds the whole exchange.
     watchdog = threading.Timer(deadline.remaining(), _shutdown, args=(sock,))
     watchdog.start()
     transport = paramiko.Transport(sock)
+    login = _RootLogin(transport, target, credentials, key, lookup, deadline, evidence)
     try:
-        return _login(transport, target, credentials, deadline, evidence, progress)
-    except _Refused as refused:
-        return refused.finding
+        return login.run()
+    except _Stop as stop:
+        return stop.finding
     except (paramiko.SSHException, EOFError, OSError) as exc:
-        stage = progress.stage
-        if deadline.expired:
-            return _failed(port, evidence, f"no answer within the deadline during {stage}", stage)
-        return _failed(port, evidence, f"SSH {stage} failed: {exc}", stage)
+        return login.broken(exc)
     finally:
         watchdog.cancel()
         transport.close()
         sock.close()
 
 
-def _login(
-    transport: paramiko.Transport,
-    target: Target,
-    credentials: Credentials,
-    deadline: Deadline,
-    evidence: dict[str, Any],
-    progress: _Progress,
-) -> Finding:
-    port = target.port
-    progress.stage = "banner exchange"
-    transport.banner_timeout = deadline.cap(deadline.remaining())
-    transport.handshake_timeout = deadline.cap(deadline.remaining())
-    transport.auth_timeout = deadline.cap(deadline.remaining())
-    transport.start_client(timeout=deadline.cap(deadline.remaining()))
-    evidence["banner"] = transport.remote_version
-    key = transport.get_remote_server_key()
-    evidence["host_key_type"] = key.get_name()
-    evidence["host_key_fingerprint"] = fingerprint(key)
-    pinned = target.host.ssh.host_key
-    if pinned is not None and pinned != evidence["host_key_fingerprint"]:
-        return Finding(
-            Status.FAIL,
-            f"host key does not match the pinned key; the password was not sent (SSH port {port})",
-            evidence,
-            f"The server on TCP {port} presented {evidence['host_key_fingerprint']}, not the pinned {pinned}. "
-            "If the system was reinstalled, update ssh.host_key in the inventory; otherwise something is "
-            "intercepting the connection.",
+class _RootLogin:
+    """One login attempt as root: handshake, host key, authentication, `id -u`."""
+
+    def __init__(
+        self,
+        transport: paramiko.Transport,
+        target: Target,
+        credentials: Credentials,
+        key: paramiko.PKey | None,
+        lookup: _KnownHostsLookup | None,
+        deadline: Deadline,
+        evidence: dict[str, Any],
+    ) -> None:
+        self.transport = transport
+        self.lookup = lookup
+        self.target = target
+        self.port = target.port or 0
+        self.credentials = credentials
+        self.key = key
+        self.deadline = deadline
+        self.evidence = evidence
+        self.stage = "banner exchange"
+        self.prompts: list[str] = []
+
+    def run(self) -> Finding:
+        if self.lookup is not None:
+            self._prefer_known_key_types(self.lookup.known_types)
+        self._handshake()
+        server_key = self.transport.get_remote_server_key()
+        self.evidence["host_key_type"] = server_key.get_name()
+        self.evidence["host_key_fingerprint"] = fingerprint(server_key)
+        self.stage = "host key check"
+        if self.lookup is None:
+            self._check_pin()
+        else:
+            self._check_known_hosts(self.lookup, server_key)
+        self.stage = "authentication"
+        self._authenticate()
+        self.stage = "command"
+        return self._confirm_uid()
+
+    def broken(self, exc: BaseException) -> Finding:
+        """The finding for an exchange that broke off: the deadline, or whatever the server did."""
+        stage = self.stage
+        if self.transport.remote_version:
+            self.evidence["banner"] = self.transport.remote_version
+            if stage == "banner exchange":
+                stage = "key exchange"
+        if self._out_of_time():
+            return self._timed_out(stage)
+        return _failed(self.port, self.evidence, "ssh-error", f"SSH {stage} failed: {_describe(exc)}", stage)
+
+    def _prefer_known_key_types(self, known_types: frozenset[str]) -> None:
+        # As OpenSSH does: ask for a key type already on file, so a server with several keys shows the known one.
+        options = self.transport.get_security_options()
+        offered = list(options.key_types)
+        known = [algorithm for algorithm in offered if _key_type_of(algorithm) in known_types]
+        options.key_types = known + [algorithm for algorithm in offered if algorithm not in known]
+
+    def _handshake(self) -> None:
+        remaining = self.deadline.cap(self.deadline.remaining())
+        self.transport.banner_timeout = remaining
+        self.transport.handshake_timeout = remaining
+        self.transport.auth_timeout = remaining
+        self.transport.start_client(timeout=remaining)
+        self.evidence["banner"] = self.transport.remote_version
+        if not self.transport.is_active() or not self.transport.initial_kex_done:
+            # start_client returns without an exception when its own timeout ends the wait.
+            raise paramiko.SSHException("no key exchange within the deadline")
+
+    def _check_pin(self) -> None:
+        pinned = self.target.host.ssh.host_key
+        presented = self.evidence["host_key_fingerprint"]
+        if pinned == presented:
+            self.evidence["host_key_check"] = "matches the inventory pin"
+            return
+        self.evidence["host_key_check"] = "does not match the inventory pin"
+        raise _Stop(
+            _finding(
+                Status.FAIL,
+                "host-key-pin-mismatch",
+                f"host key does not match the pinned key; the password was not sent (SSH port {self.port})",
+                self.evidence,
+                f"The server on TCP {self.port} presented {presented}, not the pinned {pinned}. If the system was "
+                "reinstalled, update ssh.host_key in the inventory; otherwise something is intercepting the "
+                "connection.",
+            )
         )
-    progress.stage = "authentication"
-    _authenticate(transport, target, credentials, evidence)
-    progress.stage = "command"
-    uid = _run_command(transport, UID_COMMAND, deadline)
-    evidence["uid"] = uid
-    if uid == "0":
-        return Finding(Status.PASS, f"root login works on SSH port {port} (uid 0)", evidence)
-    return Finding(
-        Status.FAIL,
-        f"logged in on SSH port {port}, but `id -u` printed {uid!r}, not 0",
-        evidence,
-        f"The account support logs in to on TCP {port} must be root (uid 0). Check that the SSH server does not map "
-        "root to another user.",
-    )
+
+    def _check_known_hosts(self, lookup: _KnownHostsLookup, server_key: paramiko.PKey) -> None:
+        store, name = lookup.store, lookup.name
+        key_type, blob, presented = server_key.get_name(), server_key.asbytes(), self.evidence["host_key_fingerprint"]
+        strict = self.target.options.strict_host_keys
+        try:
+            verdict = store.verify(name, key_type, blob, record=not strict)
+        except OSError as exc:
+            raise _Stop(_known_hosts_unreadable(self.port, store.path, self.evidence, exc)) from None
+        line = known_hosts.entry_line(name, key_type, blob)
+        if verdict.state is known_hosts.HostKeyState.KNOWN:
+            self.evidence["host_key_check"] = "matches known_hosts"
+        elif verdict.state is known_hosts.HostKeyState.RECORDED:
+            self.evidence["host_key_check"] = "recorded on first contact"
+        elif verdict.state in (known_hosts.HostKeyState.CHANGED, known_hosts.HostKeyState.REVOKED):
+            self._refuse_changed_key(store, name, verdict, presented)
+        elif strict:
+            self.evidence["host_key_check"] = "unknown"
+            self.evidence["known_hosts_line"] = line
+            raise _Stop(
+                _finding(
+                    Status.FAIL,
+                    "host-key-unknown",
+                    f"host key of SSH port {self.port} is not yet known and --strict-host-keys is set; "
+                    "the password was not sent",
+                    self.evidence,
+                    f"Confirm with the system's administrator that its key is {presented} (on the system: "
+                    f"ssh-keygen -lf /etc/ssh/ssh_host_{_HOST_KEY_FILES.get(key_type, 'ecdsa')}_key.pub). Then "
+                    f"accept it: pin it in the inventory as ssh.host_key: {presented}, or add this line to "
+                    f"{store.path}: {line}",
+                )
+            )
+        else:
+            # OpenSSH's accept-new goes on when the key cannot be saved; so does preflight, and says so.
+            self.evidence["host_key_check"] = f"new, not recorded: {verdict.not_recorded}"
+
+    def _refuse_changed_key(
+        self, store: known_hosts.KnownHostsFile, name: str, verdict: known_hosts.HostKeyVerdict, presented: str
+    ) -> None:
+        revoked = verdict.state is known_hosts.HostKeyState.REVOKED
+        self.evidence["host_key_check"] = "revoked" if revoked else "changed"
+        self.evidence["known_host_key_fingerprints"] = list(verdict.known_fingerprints)
+        what = "host key is marked @revoked" if revoked else "host key changed, possible interception"
+        raise _Stop(
+            _finding(
+                Status.FAIL,
+                "host-key-revoked" if revoked else "host-key-changed",
+                f"{what}: SSH port {self.port} presented {presented}, not the key recorded for {name}; "
+                "the password was not sent",
+                self.evidence,
+                "Treat this as an attack until you know otherwise: something may be answering in the system's "
+                "place. If the system was reinstalled or its SSH keys regenerated, confirm the new fingerprint "
+                f"{presented} with its administrator over another channel, then remove the old key with "
+                f"ssh-keygen -R '{name}' -f {store.path} and run preflight again (or pin ssh.host_key: {presented} "
+                "in the inventory).",
+            )
+        )
+
+    def _authenticate(self) -> None:
+        offered = self._methods_offered()
+        if offered is None:
+            self.evidence["auth_method"] = "none"
+            return
+        tried: set[str] = set()
+        for _ in range(_MAX_AUTH_STEPS):
+            method = self._next_method(offered, tried)
+            if method is None:
+                raise _Stop(self._method_not_offered(offered))
+            tried.add(method)
+            self.evidence["auth_method"] = method
+            next_offered = self._try(method)
+            if self.transport.is_authenticated():
+                return
+            if next_offered is not None:
+                # Partial success: the server wants another method as well.
+                offered = next_offered
+                self.evidence["auth_methods_offered"] = list(offered)
+        raise _Stop(self._method_not_offered(offered))
+
+    def _methods_offered(self) -> list[str] | None:
+        """The methods the server allows root (from `auth_none`); None when it lets root in without any."""
+        self.transport.auth_timeout = self.deadline.cap(self.deadline.remaining())
+        try:
+            self.transport.auth_none(ROOT)
+        except paramiko.BadAuthenticationType as exc:
+            self.evidence["auth_methods_offered"] = list(exc.allowed_types)
+            return list(exc.allowed_types)
+        except paramiko.AuthenticationException as exc:
+            raise self._auth_broke_off(exc) from None
+        return None if self.transport.is_authenticated() else []
+
+    def _next_method(self, offered: Sequence[str], tried: set[str]) -> str | None:
+        wanted = []
+        if self.key is not None:
+            wanted.append("publickey")
+        if self.credentials.root_password is not None:
+            # A refused password is final: trying it again by keyboard-interactive only adds a failed login.
+            wanted += ["password"] if "password" in offered else ["keyboard-interactive"]
+        return next((method for method in wanted if method in offered and method not in tried), None)
+
+    def _try(self, method: str) -> list[str] | None:
+        """Authenticate with `method`; the methods still wanted after a partial success, else None."""
+        self.transport.auth_timeout = self.deadline.cap(self.deadline.remaining())
+        try:
+            if method == "publickey" and self.key is not None:
+                remaining = self.transport.auth_publickey(ROOT, self.key)
+            elif method == "password":
+                remaining = self.transport.auth_password(ROOT, self._password(), fallback=False)
+            else:
+                remaining = self.transport.auth_interactive(ROOT, self._prompt_handler())
+        except _PromptDeclined as declined:
+            raise _Stop(self._prompt_finding(declined)) from None
+        except paramiko.AuthenticationException as exc:
+            if self._out_of_time() or not self.transport.is_active():
+                raise self._auth_broke_off(exc) from None
+            if method == "publickey" and self.credentials.root_password is not None:
+                return None
+            raise _Stop(self._refused(method)) from None
+        return list(remaining) if remaining else None
+
+    def _password(self) -> str:
+        password = self.credentials.root_password
+        return password.get_secret_value() if password is not None else ""
+
+    def _prompt_handler(self) -> Callable[[str, str, list[tuple[str, bool]]], list[str]]:
+        answered: list[str] = []
+
+        def answer(title: str, instructions: str, prompts: list[tuple[str, bool]]) -> list[str]:
+            texts = [prompt for prompt, _echo in prompts]
+            self.prompts += texts
+            self.evidence["prompts"] = [_shown(text) for text in self.prompts]
+            for text in texts:
+                if _PASSWORD_WORD.search(text) and _PASSWORD_CHANGE_WORDS.search(text):
+                    raise _PromptDeclined("password-change-required", text)
+                if not is_password_prompt(text):
+                    raise _PromptDeclined("one-time-code-required", text)
+            if answered and texts:
+                # A second password prompt means the first answer was refused; one attempt is enough.
+                raise _PromptDeclined("password-refused", texts[0])
+            answered.extend(texts)
+            return [self._password() for _ in texts]
+
+        return answer
+
+    def _confirm_uid(self) -> Finding:
+        uid = self._run_command(UID_COMMAND)
+        self.evidence["uid"] = _shown(uid)
+        if uid == "0":
+            return _finding(
+                Status.PASS, "root-login", f"root login works on SSH port {self.port} (uid 0)", self.evidence
+            )
+        return _finding(
+            Status.FAIL,
+            "not-root",
+            f"logged in on SSH port {self.port}, but `id -u` printed {_shown(uid)!r}, not 0: the login does not "
+            "get root's rights",
+            self.evidence,
+            f"The account support logs in to on TCP {self.port} must be root (uid 0). Check that the SSH server does "
+            "not map root to another user or run its sessions in a restricted shell (ForceCommand, a jail).",
+        )
+
+    def _run_command(self, command: str) -> str:
+        channel = self.transport.open_session(timeout=self.deadline.cap(self.deadline.remaining()))
+        channel.settimeout(self.deadline.cap(self.deadline.remaining()))
+        channel.exec_command(command)
+        output = b""
+        while len(output) < _OUTPUT_LIMIT and not self.deadline.expired:
+            chunk = channel.recv(_OUTPUT_LIMIT)
+            if not chunk:
+                break
+            output += chunk
+        channel.close()
+        if self._out_of_time():
+            raise paramiko.SSHException("the command did not finish within the deadline")
+        return output.decode(errors="replace").strip()
+
+    def _out_of_time(self) -> bool:
+        return self.deadline.remaining() <= _DEADLINE_SLACK_SECONDS
+
+    def _auth_broke_off(self, exc: BaseException) -> _Stop:
+        if self._out_of_time():
+            return _Stop(self._timed_out("authentication"))
+        return _Stop(
+            _failed(
+                self.port, self.evidence, "ssh-error", f"SSH authentication failed: {_describe(exc)}", "authentication"
+            )
+        )
+
+    def _timed_out(self, stage: str) -> Finding:
+        seconds = self.deadline.seconds
+        if stage == "banner exchange":
+            return _failed(
+                self.port,
+                self.evidence,
+                "banner-timeout",
+                f"no answer within the deadline during banner exchange: the port accepted the connection but sent "
+                f"no SSH banner within {seconds:g} s",
+                stage,
+            )
+        if stage == "authentication":
+            return _failed(
+                self.port,
+                self.evidence,
+                "auth-timeout",
+                f"no answer within the deadline during authentication: the SSH server stopped answering while "
+                f"checking the root login ({seconds:g} s)",
+                stage,
+                "Check the SSH server's authentication back end on the system (PAM, LDAP or RADIUS, DNS lookups "
+                "with UseDNS): it must answer a login within seconds.",
+            )
+        return _failed(
+            self.port,
+            self.evidence,
+            f"{stage.replace(' ', '-')}-timeout",
+            f"no answer within the deadline during {stage} ({seconds:g} s)",
+            stage,
+        )
+
+    def _method_not_offered(self, offered: Sequence[str]) -> Finding:
+        listed = ", ".join(offered) or "none"
+        if self.credentials.root_password is not None:
+            return _finding(
+                Status.FAIL,
+                "password-auth-disabled",
+                f"SSH port {self.port} does not accept a password for root (it offers: {listed})",
+                self.evidence,
+                f"Enable password login for root on TCP {self.port}: set 'PasswordAuthentication yes' (or "
+                "'KbdInteractiveAuthentication yes') and 'PermitRootLogin yes' in /etc/ssh/sshd_config, then "
+                "restart sshd.",
+            )
+        return _finding(
+            Status.FAIL,
+            "publickey-auth-disabled",
+            f"SSH port {self.port} does not accept a key for root (it offers: {listed})",
+            self.evidence,
+            f"Enable key login for root on TCP {self.port}: set 'PubkeyAuthentication yes' and 'PermitRootLogin "
+            "prohibit-password' (or yes) in /etc/ssh/sshd_config, then restart sshd; or give support the root "
+            "password instead.",
+        )
+
+    def _refused(self, method: str) -> Finding:
+        if method == "publickey":
+            return _finding(
+                Status.FAIL,
+                "key-refused",
+                f"root key refused on SSH port {self.port}: the key is not authorized for root, or root may not "
+                "log in over SSH (SSH does not say which)",
+                self.evidence,
+                f"Add the public key to /root/.ssh/authorized_keys on the system and make sure sshd_config has "
+                f"'PermitRootLogin prohibit-password' or 'yes' for TCP {self.port}.",
+            )
+        return _finding(
+            Status.FAIL,
+            "password-refused",
+            f"root password refused on SSH port {self.port}: either the password is wrong or root may not log in "
+            "with a password (PermitRootLogin); SSH answers both the same way, so preflight cannot tell which",
+            self.evidence,
+            f"Check the root password for TCP {self.port} in the inventory (ssh.root_password, or ssh.per_port). "
+            "If it is right, allow root to log in with a password: 'PermitRootLogin yes' in /etc/ssh/sshd_config, "
+            "then restart sshd.",
+        )
+
+    def _prompt_finding(self, declined: _PromptDeclined) -> Finding:
+        self.evidence["declined_prompt"] = _shown(declined.prompt)
+        if declined.outcome == "password-refused":
+            return self._refused("keyboard-interactive")
+        if declined.outcome == "password-change-required":
+            return _finding(
+                Status.FAIL,
+                "password-change-required",
+                f"root's password on SSH port {self.port} has expired: the server asks for a new one "
+                f"({_shown(declined.prompt)!r}); preflight does not change passwords",
+                self.evidence,
+                "Log in as root on the system once and set a new password (passwd), then put it in the inventory.",
+            )
+        return _finding(
+            Status.FAIL,
+            "one-time-code-required",
+            f"the account requires a one-time code: SSH port {self.port} asks {_shown(declined.prompt)!r} "
+            "(two-factor authentication); the password was not sent to that prompt",
+            self.evidence,
+            f"Support logs in with the root password alone. For the support session, exempt root on TCP {self.port} "
+            "from the second factor (for example a 'Match' block in sshd_config, or a PAM rule for support's "
+            "address), or arrange with support how the code will be given.",
+        )
 
 
-def _authenticate(
-    transport: paramiko.Transport, target: Target, credentials: Credentials, evidence: dict[str, Any]
-) -> None:
-    port = target.port
+@dataclass(frozen=True, slots=True)
+class _KnownHostsLookup:
+    store: known_hosts.KnownHostsFile
+    name: str
+    known_types: frozenset[str]
+
+
+def _look_up_known_hosts(target: Target, evidence: dict[str, Any]) -> _KnownHostsLookup:
+    """The host's entry name in the known_hosts file, and the key types the file already holds for it."""
+    path = target.options.known_hosts or known_hosts.default_path()
+    evidence["known_hosts"] = str(path)
+    store = known_hosts.known_hosts_file(path)
+    name = known_hosts.entry_name(target.host.address, target.port or 0)
     try:
-        if credentials.key_file is not None:
-            evidence["auth_method"] = "publickey"
-            transport.auth_publickey("root", _load_key(credentials.key_file, credentials.key_passphrase, port))
-        elif credentials.root_password is not None:
-            evidence["auth_method"] = "password"
-            transport.auth_password("root", credentials.root_password.get_secret_value())
-    except paramiko.BadAuthenticationType as exc:
-        evidence["auth_methods_offered"] = list(exc.allowed_types)
-        raise _Refused(
-            Finding(
-                Status.FAIL,
-                f"SSH port {port} does not accept {evidence['auth_method']} login "
-                f"(it offers: {', '.join(exc.allowed_types)})",
-                evidence,
-                f"Enable password login for root on TCP {port}: set 'PasswordAuthentication yes' and "
-                "'PermitRootLogin yes' in /etc/ssh/sshd_config, then restart sshd.",
-            )
-        ) from None
-    except paramiko.AuthenticationException:
-        what = "key" if evidence["auth_method"] == "publickey" else "password"
-        raise _Refused(
-            Finding(
-                Status.FAIL,
-                f"root {what} refused on SSH port {port} (wrong {what}, or root login not permitted)",
-                evidence,
-                f"Check the root {what} for TCP {port} in the inventory. If it is right, allow root login with "
-                "'PermitRootLogin yes' in /etc/ssh/sshd_config. (SSH does not say which of the two it was.)",
-            )
-        ) from None
+        return _KnownHostsLookup(store, name, store.known_key_types(name))
+    except OSError as exc:
+        raise _Stop(_known_hosts_unreadable(target.port or 0, path, evidence, exc)) from None
+
+
+def _known_hosts_unreadable(port: int, path: Path, evidence: dict[str, Any], exc: OSError) -> Finding:
+    evidence["host_key_check"] = "known_hosts unreadable"
+    return _finding(
+        Status.FAIL,
+        "known-hosts-unreadable",
+        f"cannot read the known_hosts file ({exc.strerror or exc}), so the host key cannot be checked; "
+        f"the password was not sent (SSH port {port})",
+        evidence,
+        f"Make {path} a file readable by the user that runs preflight, or choose another file with --known-hosts.",
+    )
 
 
 def _load_key(path: Path, passphrase: SecretStr | None, port: int | None) -> paramiko.PKey:
@@ -182,9 +547,10 @@ def _load_key(path: Path, passphrase: SecretStr | None, port: int | None) -> par
         problem = "could not be decrypted (wrong key_passphrase?) or is not a private key paramiko can read"
     except OSError as exc:
         problem = f"could not be read ({exc.strerror})"
-    raise _Refused(
-        Finding(
+    raise _Stop(
+        _finding(
             Status.FAIL,
+            "key-file-unusable",
             f"the key file for SSH port {port} {problem}",
             {"port": port, "key_file": str(path)},
             "Check ssh.key_file and ssh.key_passphrase in the inventory: the key must be an OpenSSH or PEM "
@@ -193,29 +559,39 @@ def _load_key(path: Path, passphrase: SecretStr | None, port: int | None) -> par
     )
 
 
-def _run_command(transport: paramiko.Transport, command: str, deadline: Deadline) -> str:
-    channel = transport.open_session(timeout=deadline.cap(deadline.remaining()))
-    channel.settimeout(deadline.cap(deadline.remaining()))
-    channel.exec_command(command)
-    output = b""
-    while len(output) < _OUTPUT_LIMIT:
-        chunk = channel.recv(_OUTPUT_LIMIT)
-        if not chunk:
-            break
-        output += chunk
-    channel.close()
-    return output.decode(errors="replace").strip()
+def _key_type_of(algorithm: str) -> str:
+    """The key type a host-key algorithm name stands for, as known_hosts writes it."""
+    return "ssh-rsa" if algorithm.startswith("rsa-sha2-") else algorithm
 
 
-def _failed(port: int, evidence: dict[str, Any], reason: str, stage: str) -> Finding:
+def _finding(status: Status, outcome: str, summary: str, evidence: dict[str, Any], remediation: str = "") -> Finding:
+    evidence["outcome"] = outcome
+    return Finding(status, summary, evidence, remediation)
+
+
+def _failed(
+    port: int, evidence: dict[str, Any], outcome: str, reason: str, stage: str, remediation: str = ""
+) -> Finding:
     evidence["failed_at"] = stage
-    return Finding(
+    return _finding(
         Status.FAIL,
+        outcome,
         f"SSH port {port}: {reason}",
         evidence,
-        f"Make sure TCP {port} is forwarded to the system's SSH server (OpenSSH), and that nothing between "
+        remediation
+        or f"Make sure TCP {port} is forwarded to the system's SSH server (OpenSSH), and that nothing between "
         "support and the system intercepts or slows the connection.",
     )
+
+
+def _describe(exc: BaseException) -> str:
+    return _shown(str(exc) or type(exc).__name__)
+
+
+def _shown(text: str) -> str:
+    """Server-chosen text, cut to a length a report can show."""
+    text = " ".join(text.split())
+    return text if len(text) <= _SHOWN_LIMIT else text[: _SHOWN_LIMIT - 1] + "…"
 
 
 def _shutdown(sock: socket.socket) -> None:
