@@ -33,7 +33,7 @@ def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(
     }
     assert run.host("lab")["ready"] is True
     assert run.report["summary"] == {"hosts": 1, "ready": 1, "not_ready": 0}
-    assert run.check("lab", "ssh-root/2020")["evidence"]["uid"] == "0"
+    assert run.check("lab", "ssh-root/2020")["evidence"]["uid"] == 0
     assert run.check("lab", "tcp/2020")["evidence"]["reason"] == "syn-ack"
     assert run.check("lab", "gui-login/443")["evidence"]["after_login_path"] == "/dashboard"
     assert f"lab (pbxware, {pbx_target.ip}): READY" in run.stdout
@@ -240,7 +240,7 @@ def test_root_login_with_a_passphrase_protected_key_file(
         assert (login["status"], login["evidence"]["auth_method"], login["evidence"]["uid"]) == (
             "pass",
             "publickey",
-            "0",
+            0,
         )
 
 

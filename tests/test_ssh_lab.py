@@ -117,7 +117,7 @@ def test_keyboard_interactive_only_server_passes_through_its_password_prompt(
         "pass",
         "root-login",
         "keyboard-interactive",
-        "0",
+        0,
     )
     assert evidence["auth_methods_offered"] == ["publickey", "keyboard-interactive"]
     assert evidence["prompts"] == ["Password:"]
@@ -172,7 +172,7 @@ def test_server_that_takes_only_keys_reports_password_authentication_disabled(
 def test_login_whose_session_is_not_uid_0_fails_and_reports_the_uid(tmp_path: Path, variant: LabTarget) -> None:
     _, login = _check_ssh(tmp_path, variant)
 
-    assert (login["status"], login["evidence"]["outcome"], login["evidence"]["uid"]) == ("fail", "not-root", "1000")
+    assert (login["status"], login["evidence"]["outcome"], login["evidence"]["uid"]) == ("fail", "not-root", 1000)
     assert login["evidence"]["auth_method"] == "password"
     assert "printed '1000', not 0" in login["summary"]
 

@@ -195,7 +195,7 @@ def test_password_login_passes_with_uid_0_and_records_the_host_key(known_hosts_f
 
     assert finding.status is Status.PASS
     evidence = finding.evidence
-    assert (evidence["outcome"], evidence["auth_method"], evidence["uid"]) == ("root-login", "password", "0")
+    assert (evidence["outcome"], evidence["auth_method"], evidence["uid"]) == ("root-login", "password", 0)
     assert evidence["auth_methods_offered"] == ["publickey", "password"]
     assert evidence["host_key_check"] == "recorded on first contact"
     assert evidence["host_key_fingerprint"] == ssh_root.fingerprint(HOST_KEY)
@@ -269,7 +269,7 @@ def test_session_whose_id_is_not_0_reports_the_uid(known_hosts_file: Path) -> No
 
     finding, _ = _check(stand_in, known_hosts_file)
 
-    assert (finding.status, finding.evidence["outcome"], finding.evidence["uid"]) == (Status.FAIL, "not-root", "1000")
+    assert (finding.status, finding.evidence["outcome"], finding.evidence["uid"]) == (Status.FAIL, "not-root", 1000)
     assert "printed '1000', not 0" in finding.summary
 
 

@@ -364,7 +364,7 @@ class _RootLogin:
 
     def _confirm_uid(self) -> Finding:
         uid = self._run_command(UID_COMMAND)
-        self.evidence["uid"] = _shown(uid)
+        self.evidence["uid"] = int(uid) if uid.isdigit() else _shown(uid)
         if uid == "0":
             return _finding(
                 Status.PASS, "root-login", f"root login works on SSH port {self.port} (uid 0)", self.evidence
