@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from preflight import __version__, known_hosts
-from preflight.demo import run_demo
 from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
 from preflight.options import RunOptions
@@ -219,6 +218,8 @@ def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     json_path, html_path = args.out / "demo-report.json", args.out / "demo-report.html"
     json_file = outputs.enter_context(_open_output("--out", json_path))
     html_file = outputs.enter_context(_open_output("--out", html_path))
+    from preflight.demo import run_demo  # the demo servers load only for the demo
+
     print("preflight demo: an SSH server and an HTTPS Web GUI on loopback, and two demo hosts to check")
     with progress_for(sys.stdout, 2, quiet=False) as progress:
         report = run_demo(progress.host_done)

@@ -8,9 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from preflight.model import HostReport, RunReport
 from preflight.render import terminal
 
@@ -37,6 +34,10 @@ class LiveProgress:
     """A progress bar that counts hosts as they complete, then a table of verdicts."""
 
     def __init__(self, stream: TextIO, hosts: int) -> None:
+        # rich loads only for a terminal: CI logs and --quiet runs do without it.
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._console = Console(file=stream)
         self._progress = Progress(
             TextColumn("checking"),

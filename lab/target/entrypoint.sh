@@ -10,7 +10,8 @@ SSH_PORTS="${SSH_PORTS-2020 2222}"
 EXTRA_HTTP_PORTS="${EXTRA_HTTP_PORTS-}"
 TARPIT_PORTS="${TARPIT_PORTS-}"
 
-echo "root:$ROOT_PASSWORD" | chpasswd
+# ROOT_PASSWORD_HASH picks the crypt method (SHA512, YESCRYPT...); Debian's default is yescrypt.
+echo "root:$ROOT_PASSWORD" | chpasswd ${ROOT_PASSWORD_HASH:+-c "$ROOT_PASSWORD_HASH"}
 umask 077
 printf '%s\n%s\n' "$GUI_USERNAME" "$GUI_PASSWORD" > /etc/preflight-lab/gui-credentials
 if [ -n "${TLS_CERT_PEM-}" ] || [ -n "${TLS_KEY_PEM-}" ]; then

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -31,12 +32,30 @@ class Probe:
     run_batch: BulkRun | None = None
 
 
+class _Registry(Mapping[str, Probe]):
+    """Every probe module in this package by its check kind; a module is imported when its kind is first used,
+    so a run that needs only some kinds does not pay for the libraries of the others."""
+
+    def __init__(self) -> None:
+        self._modules = {info.name.replace("_", "-"): info.name for info in pkgutil.iter_modules(__path__)}
+        self._loaded: dict[str, Probe] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, kind: str) -> Probe:
+        with self._lock:
+            if kind not in self._loaded:
+                module = importlib.import_module(f"{__name__}.{self._modules[kind]}")
+                run_batch = getattr(module, "run_batch", None)
+                self._loaded[kind] = Probe(kind=kind, plan=module.plan, run=module.run, run_batch=run_batch)
+            return self._loaded[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+
 @cache
 def registry() -> Mapping[str, Probe]:
-    """Every probe module in this package, keyed by its check kind."""
-    probes: dict[str, Probe] = {}
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        kind = info.name.replace("_", "-")
-        probes[kind] = Probe(kind=kind, plan=module.plan, run=module.run, run_batch=getattr(module, "run_batch", None))
-    return probes
+    return _Registry()

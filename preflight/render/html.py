@@ -6,8 +6,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import jinja2
-
 from preflight.model import RunReport
 from preflight.render.json import to_document
 from preflight.resources import data_dir
@@ -21,6 +19,8 @@ def render(report: RunReport) -> str:
 
 def render_document(document: Mapping[str, Any]) -> str:
     """The page for a report document (the JSON contract), so a saved report renders the same way."""
+    import jinja2  # loaded only when an HTML report is asked for
+
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(data_dir("reports")),
         autoescape=True,

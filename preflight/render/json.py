@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from preflight.located_yaml import ConfigError
 from preflight.model import CheckResult, HostReport, RunReport
 from preflight.resources import data_dir
@@ -67,6 +65,8 @@ def load_document(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: not a JSON report: {exc}") from None
+    import jsonschema  # only re-rendering a saved report needs it
+
     schema = json.loads((data_dir("reports") / "report.schema.json").read_text(encoding="utf-8"))
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(document))
     if error is not None:

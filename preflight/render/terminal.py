@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from preflight.model import HostReport, RunReport, Status
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 _STYLES = {
     Status.PASS: "green",
@@ -37,6 +39,9 @@ def render(report: RunReport) -> str:
 
 def summary_table(report: RunReport) -> Table:
     """One row per host: the verdict, and the first thing to fix with its remediation."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=summary_line(report), title_justify="left", expand=True)
     table.add_column("Host", no_wrap=True)
     table.add_column("Product")
