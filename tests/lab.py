@@ -287,7 +287,20 @@ def run_preflight(
         completed.returncode, completed.stdout, completed.stderr, report, html_path.read_text(), list(environ.values())
     )
     assert_no_secrets(run.outputs(), run.secrets)
+    assert_actionable(report)
     return run
+
+
+def assert_actionable(report: Mapping[str, Any]) -> None:
+    """Every result that is not a pass says what to do, and names its port when it is about one."""
+    for host in report["hosts"]:
+        for check in host["checks"]:
+            if check["status"] == "pass":
+                continue
+            where = f"{host['name']} {check['id']}"
+            assert check["remediation"].strip(), f"{where} has no remediation"
+            if check.get("port") is not None:
+                assert str(check["port"]) in check["remediation"], f"{where} ({check['status']}): remediation does not name the port: {check['remediation']}"
 
 
 def assert_no_secrets(outputs: Mapping[str, str], secret_values: Sequence[str]) -> None:

@@ -97,7 +97,7 @@ def test_form_login_with_a_wrong_password_fails(tmp_path: Path, pbx_target: LabT
     wrong = run.check("wrong", "gui-login/443")
     assert (wrong["status"], wrong["evidence"]["outcome"]) == ("fail", "wrong-credentials")
     assert "login form came back" in wrong["summary"]
-    assert "username and password" in wrong["remediation"]
+    assert "gui.username and gui.password" in wrong["remediation"]
     assert run.exit_code == 1
 
 

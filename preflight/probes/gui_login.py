@@ -44,7 +44,10 @@ _TEXT_INPUT_TYPES = frozenset({"text", "email", "number", "tel", "search", "url"
 _NEVER_SUBMITTED_TYPES = frozenset({"submit", "button", "image", "reset", "file"})
 _CHECKED_TYPES = frozenset({"checkbox", "radio"})
 
-_CHECK_CREDENTIALS = "Check the Web GUI username and password in the inventory; log in once by hand to confirm them."
+_CHECK_CREDENTIALS = (
+    "The Web GUI on TCP {port} refused the login: check gui.username and gui.password in the inventory, and log in "
+    "once by hand at {scheme}://<address>:{port}/ to confirm them."
+)
 _REACH_ADVICE = "Make sure TCP {port} is forwarded to the system's Web GUI and that it answers over HTTPS."
 _HTTPS_ADVICE = (
     "Forward TCP {port} to the system's Web GUI and make sure it answers over HTTPS. Only if support must log in "
@@ -56,8 +59,9 @@ _PLAIN_HTTP_ADVICE = (
     "gui.allow_plain_http from this host in the inventory."
 )
 _SECOND_FACTOR_ADVICE = (
-    "Support cannot receive your one-time codes: give support a Web GUI account without a second factor, or "
-    "arrange to read support the code when they log in."
+    "The Web GUI on TCP {port} asks for a one-time code after the password, and support cannot receive your "
+    "codes: give support a Web GUI account without a second factor, or arrange to read support the code when "
+    "they log in."
 )
 
 
@@ -517,7 +521,8 @@ def run(target: Target, deadline: Deadline) -> Finding:
             Status.FAIL,
             "Web GUI username and password not provided",
             {"outcome": "not-provided", "port": port},
-            "Support needs the Web GUI login: add gui.username and gui.password to this host in the inventory.",
+            f"Support needs the Web GUI login on TCP {port}: add gui.username and gui.password to this host in the "
+            "inventory (the password as ${ENV_VAR}).",
         )
     endpoints = login_endpoints(target.profile, port, gui.allow_plain_http)
     base_evidence: dict[str, Any] = {"plain_http_allowed": gui.allow_plain_http}
@@ -712,7 +717,7 @@ def _finding(verdict: Verdict, evidence: dict[str, Any], origin: _Origin, https_
             Status.WARN,
             f"credentials accepted; the account requires a second factor (TCP {port}{over})",
             evidence,
-            _SECOND_FACTOR_ADVICE,
+            _SECOND_FACTOR_ADVICE.format(port=port),
         )
     if verdict.outcome == "wrong-credentials":
         reasons = {
@@ -722,7 +727,10 @@ def _finding(verdict: Verdict, evidence: dict[str, Any], origin: _Origin, https_
         }
         reason = reasons.get(verdict.because, f"HTTP {evidence.get('after_login_status')} with the login form")
         return Finding(
-            Status.FAIL, f"Web GUI login refused: {reason} (wrong username or password)", evidence, _CHECK_CREDENTIALS
+            Status.FAIL,
+            f"Web GUI login refused: {reason} (wrong username or password)",
+            evidence,
+            _CHECK_CREDENTIALS.format(port=port, scheme=evidence.get("scheme", "https")),
         )
     if verdict.outcome in ("refused", "server-error"):
         status = evidence.get("after_login_status")
@@ -732,11 +740,11 @@ def _finding(verdict: Verdict, evidence: dict[str, Any], origin: _Origin, https_
             else f"the Web GUI failed with HTTP {status} after the credentials were sent"
         )
         advice = (
-            _CHECK_CREDENTIALS
+            _CHECK_CREDENTIALS.format(port=port, scheme=evidence.get("scheme", "https"))
             if verdict.outcome == "refused"
             else (
-                "The Web GUI answered with a server error: check that the system's web services are running, then log "
-                "in once by hand."
+                f"The Web GUI on TCP {port} answered with a server error: check that the system's web services are "
+                "running, then log in once by hand."
             )
         )
         return Finding(Status.FAIL, summary, evidence, advice)

@@ -467,7 +467,7 @@ def _https_finding(target: Target, evidence: dict[str, Any], certificate: dict[s
         )
     days_left = certificate["days_left"]
     renew = (
-        "Renew the Web GUI's TLS certificate on the system (a new self-signed one is fine for support), or check "
+        f"Renew the TLS certificate of the Web GUI on TCP {port} (a new self-signed one is fine for support), or check "
         "the system's clock if the certificate itself is right. Browsers warn about such a certificate, and some "
         "refuse it."
     )

@@ -553,8 +553,8 @@ def _load_key(path: Path, passphrase: SecretStr | None, port: int | None) -> par
             "key-file-unusable",
             f"the key file for SSH port {port} {problem}",
             {"port": port, "key_file": str(path)},
-            "Check ssh.key_file and ssh.key_passphrase in the inventory: the key must be an OpenSSH or PEM "
-            "private key (RSA, ECDSA or Ed25519) that root accepts.",
+            f"Check ssh.key_file and ssh.key_passphrase in the inventory (SSH on TCP {port}): the key must be an "
+            "OpenSSH or PEM private key (RSA, ECDSA or Ed25519) that root accepts.",
         )
     )
 
