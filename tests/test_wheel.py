@@ -1,4 +1,5 @@
-"""The wheel carries checks/ and reports/: installed into a fresh venv, preflight runs from any folder."""
+"""The wheel carries checks/ and reports/: installed into a fresh venv, preflight runs from any folder,
+and `preflight demo` works there as a new user's first command."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import venv
 from pathlib import Path
 
 from tests.lab import REPO, LabTarget, lab_inventory, lab_secrets, run_preflight
+from tests.test_demo import assert_demo_report, run_demo
 
 
 def test_wheel_installs_into_a_fresh_venv_and_checks_from_another_folder(tmp_path: Path, pbx_target: LabTarget) -> None:
@@ -47,3 +49,8 @@ def test_wheel_installs_into_a_fresh_venv_and_checks_from_another_folder(tmp_pat
         cwd=elsewhere,
     ).stdout.strip()
     assert installed.startswith(str(environment))
+
+    # A new user's first command after installing: the demo, from an empty folder.
+    first_run = tmp_path / "first-run"
+    first_run.mkdir()
+    assert_demo_report(first_run, run_demo(first_run, [str(environment / "bin" / "preflight")]))
