@@ -26,7 +26,8 @@ SESSION_SECONDS = 30
 class _RootOnly(paramiko.ServerInterface):
     def __init__(self, password: str) -> None:
         self._password = password
-        self.command_done = threading.Event()
+        self.command: bytes | None = None
+        self.command_received = threading.Event()
 
     def get_allowed_auths(self, username: str) -> str:
         return "password"
@@ -40,14 +41,19 @@ class _RootOnly(paramiko.ServerInterface):
         return OPEN_SUCCEEDED if kind == "session" else OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
-        if command.strip() == b"id -u":
-            channel.sendall(b"0\n")
-            channel.send_exit_status(0)
-        else:
-            channel.sendall_stderr(b"demo PBX: only `id -u` is available\n")
-            channel.send_exit_status(127)
-        self.command_done.set()
+        # Answered from the session's own thread, after paramiko has acknowledged the request.
+        self.command = command
+        self.command_received.set()
         return True
+
+
+def _answer(channel: paramiko.Channel, command: bytes) -> None:
+    if command.strip() == b"id -u":
+        channel.sendall(b"0\n")
+        channel.send_exit_status(0)
+    else:
+        channel.sendall_stderr(b"demo PBX: only `id -u` is available\n")
+        channel.send_exit_status(127)
 
 
 @contextmanager
@@ -67,8 +73,12 @@ def demo_ssh_server(root_password: str) -> Iterator[int]:
         try:
             transport.start_server(server=server)
             channel = transport.accept(SESSION_SECONDS)
-            if channel is not None:
-                server.command_done.wait(SESSION_SECONDS)
+            if channel is not None and server.command_received.wait(SESSION_SECONDS) and server.command is not None:
+                _answer(channel, server.command)
+                channel.shutdown_write()
+                # The client closes the session once it has read the answer (paramiko then sets status_event);
+                # closing first could cut the answer off.
+                channel.status_event.wait(SESSION_SECONDS)
                 channel.close()
         except (paramiko.SSHException, OSError, EOFError):
             pass
