@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import secrets
@@ -15,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,9 @@ import jsonschema
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from preflight.demo import certificates
 
 # Ryuk's image cannot be pulled here; containers are removed by the fixtures instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -160,35 +159,17 @@ def make_certificate(
     ip_addresses: Sequence[str] = (),
     issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
 ) -> tuple[LabCertificate, x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A certificate with the given validity and names: self-signed, or issued by `issuer` (certificate, key).
-
-    Made on the host, because the lab image's OpenSSL cannot backdate a certificate to make an expired one.
-    """
-    now = datetime.now(UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    issuer_name, signing_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
-    names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
-    names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or now - timedelta(days=1))
-        .not_valid_after(not_after or now + timedelta(days=365))
+    """A certificate for a lab target, with its PEMs; made on the host, because the lab image's OpenSSL cannot
+    backdate a certificate to make an expired one."""
+    certificate, key = certificates.make_certificate(
+        common_name,
+        not_before=not_before,
+        not_after=not_after,
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+        issuer=issuer,
     )
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    certificate = builder.sign(signing_key, hashes.SHA256())
-    pem = LabCertificate(
-        certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode(),
-    )
-    return pem, certificate, key
+    return LabCertificate(*certificates.pem_pair(certificate, key)), certificate, key
 
 
 def openssl_fingerprint(cert_pem: str, openssl: Sequence[str] = ("openssl",)) -> str:
@@ -300,7 +281,9 @@ def assert_actionable(report: Mapping[str, Any]) -> None:
             where = f"{host['name']} {check['id']}"
             assert check["remediation"].strip(), f"{where} has no remediation"
             if check.get("port") is not None:
-                assert str(check["port"]) in check["remediation"], f"{where} ({check['status']}): remediation does not name the port: {check['remediation']}"
+                assert str(check["port"]) in check["remediation"], (
+                    f"{where} ({check['status']}): remediation does not name the port: {check['remediation']}"
+                )
 
 
 def assert_no_secrets(outputs: Mapping[str, str], secret_values: Sequence[str]) -> None:

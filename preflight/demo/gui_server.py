@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 import tempfile
 import threading
@@ -13,11 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from preflight.demo.certificates import make_certificate, pem_pair
 from preflight.demo.gui_app import Sessions, make_handler
 
 HANDSHAKE_SECONDS = 10
@@ -59,30 +54,17 @@ def _redirect_to(https_port: int) -> type[BaseHTTPRequestHandler]:
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1, valid for a day, as a PBX's own self-signed one would be."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "demo-pbx.invalid")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("demo-pbx.invalid"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
+    certificate, key = make_certificate(
+        "demo-pbx.invalid",
+        not_before=datetime.now(UTC) - timedelta(minutes=5),
+        not_after=datetime.now(UTC) + timedelta(days=1),
+        dns_names=("demo-pbx.invalid",),
+        ip_addresses=("127.0.0.1",),
     )
+    cert_pem, key_pem = pem_pair(certificate, key)
     cert_path, key_path = folder / "demo.crt", folder / "demo.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    cert_path.write_text(cert_pem)
+    key_path.write_text(key_pem)
     return cert_path, key_path
 
 
