@@ -10,6 +10,7 @@ import contextlib
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -108,3 +109,19 @@ class DeadlineSession(requests.Session):
 def deadline_session(deadline: Deadline) -> DeadlineSession:
     """A session that ignores proxy settings, accepts self-signed certificates, and ends at `deadline`."""
     return DeadlineSession(deadline)
+
+
+def exception_causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps, through arguments, `reason` and exception chaining; bounded against cycles.
+
+    requests and urllib3 wrap the socket error that tells what happened several layers deep.
+    """
+    queue, seen = [exc], set[int]()
+    while queue and len(seen) < 32:
+        cause = queue.pop(0)
+        if id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        yield cause
+        linked = [*cause.args, getattr(cause, "reason", None), cause.__cause__, cause.__context__]
+        queue.extend(item for item in linked if isinstance(item, BaseException))

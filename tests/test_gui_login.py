@@ -15,21 +15,12 @@ from typing import Any
 import pytest
 
 from preflight.deadline import Deadline
+from preflight.html_forms import find_login_form, second_factor_prompt, username_field
+from preflight.http_auth import Challenge, DigestCredentials, http_auth_for, parse_challenges
 from preflight.inventory import Host
 from preflight.model import Finding, Status
 from preflight.probes import gui_login
-from preflight.probes.gui_login import (
-    Challenge,
-    DigestCredentials,
-    Endpoint,
-    find_login_form,
-    http_auth_for,
-    judge_login,
-    login_endpoints,
-    parse_challenges,
-    second_factor_prompt,
-    username_field,
-)
+from preflight.probes.gui_login import Endpoint, judge_login, login_endpoints
 from preflight.profiles import GuiLogin, Profile, RequiredPort, load_profiles
 from preflight.target import Target
 

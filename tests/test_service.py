@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from preflight.certificate_evidence import certificate_evidence
 from preflight.deadline import Deadline
 from preflight.inventory import Host
 from preflight.model import Finding, Status
@@ -460,7 +461,7 @@ def test_certificate_issued_by_another_key_is_not_self_signed(same_name: bool) -
     _, ca, ca_key = make_certificate("pbx.lab.invalid" if same_name else "Lab CA", dns_names=())
     pem, leaf, _ = make_certificate("pbx.lab.invalid", issuer=(ca, ca_key))
 
-    evidence = service.certificate_evidence(leaf.public_bytes(serialization.Encoding.DER), datetime.now(UTC))
+    evidence = certificate_evidence(leaf.public_bytes(serialization.Encoding.DER), datetime.now(UTC))
 
     assert evidence["self_signed"] is False
     assert evidence["issuer"] == ("CN=pbx.lab.invalid" if same_name else "CN=Lab CA")

@@ -8,41 +8,29 @@ form, or both; the outcome is decided by evidence, never by the absence of an er
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import re
-import secrets
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-from urllib.request import parse_http_list
 
 import requests
 import urllib3
-from requests.auth import AuthBase, HTTPBasicAuth
+from requests.auth import AuthBase
 
+from preflight.certificate_evidence import certificate_evidence
 from preflight.deadline import Deadline
-from preflight.http_client import DeadlineSession, deadline_session
+from preflight.html_forms import find_login_form, password_field, second_factor_prompt, username_field
+from preflight.http_auth import http_auth_for, parse_challenges
+from preflight.http_client import DeadlineSession, deadline_session, exception_causes
 from preflight.inventory import GuiSettings, Host
 from preflight.model import Finding, Status
-from preflight.probes.service import certificate_evidence
 from preflight.profiles import GuiLogin, Profile
 from preflight.target import Target
 
 REQUIREMENT = "Support logs in to the Web GUI on TCP {port} with the GUI username and password you provide."
 _BODY_LIMIT = 1 << 20
 _MAX_REDIRECTS = 5
-_USERNAME_HINTS = ("user", "login", "email", "name")
-# Words that name a one-time-code field: otp_code, twoFactorToken, "Verification code", autocomplete=one-time-code.
-_SECOND_FACTOR_WORDS = frozenset(
-    {"otp", "totp", "hotp", "2fa", "mfa", "tfa", "code", "passcode", "token", "verification", "authenticator"}
-)
-_TEXT_INPUT_TYPES = frozenset({"text", "email", "number", "tel", "search", "url"})
-_NEVER_SUBMITTED_TYPES = frozenset({"submit", "button", "image", "reset", "file"})
-_CHECKED_TYPES = frozenset({"checkbox", "radio"})
 
 _CHECK_CREDENTIALS = (
     "The Web GUI on TCP {port} refused the login: check gui.username and gui.password in the inventory, and log in "
@@ -82,170 +70,6 @@ def plan(host: Host, profile: Profile) -> list[Target]:
 
 
 # --- reading pages ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FormInput:
-    name: str
-    kind: str
-    value: str = ""
-    checked: bool = False
-    element_id: str = ""
-    # autocomplete, placeholder, aria-label and label text: what a person (or a browser) reads about the field.
-    hints: list[str] = field(default_factory=list)
-
-    @property
-    def visible_text(self) -> bool:
-        return self.kind in _TEXT_INPUT_TYPES
-
-
-@dataclass
-class LoginForm:
-    action: str = ""
-    method: str = "get"
-    inputs: list[FormInput] = field(default_factory=list)
-
-    @property
-    def password_fields(self) -> list[str]:
-        return [item.name for item in self.inputs if item.kind == "password"]
-
-    @property
-    def text_fields(self) -> list[str]:
-        return [item.name for item in self.inputs if item.visible_text]
-
-    @property
-    def names(self) -> set[str]:
-        return {item.name for item in self.inputs}
-
-    def carried_fields(self) -> dict[str, str]:
-        """What a browser submits without the user typing: hidden fields (a CSRF token), defaults, ticked boxes."""
-        carried = {}
-        for item in self.inputs:
-            if item.kind in _NEVER_SUBMITTED_TYPES or item.kind == "password":
-                continue
-            if item.kind in _CHECKED_TYPES and not item.checked:
-                continue
-            carried[item.name] = item.value
-        return carried
-
-    def hidden_fields(self) -> list[str]:
-        return [item.name for item in self.inputs if item.kind == "hidden"]
-
-
-class _FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[LoginForm] = []
-        self._form: LoginForm | None = None
-        self._label_text: list[str] | None = None
-        self._label_for = ""
-        self._label_inputs: list[FormInput] = []
-        self._labels_by_id: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self._form = LoginForm(attributes.get("action", ""), attributes.get("method", "get").lower() or "get")
-            self.forms.append(self._form)
-        elif tag == "label":
-            self._label_text, self._label_for, self._label_inputs = [], attributes.get("for", ""), []
-        elif tag == "input" and self._form is not None and attributes.get("name"):
-            hints = [attributes.get(key, "") for key in ("autocomplete", "placeholder", "aria-label", "title")]
-            item = FormInput(
-                name=attributes["name"],
-                kind=attributes.get("type", "text").lower() or "text",
-                value=attributes.get("value", ""),
-                checked="checked" in attributes,
-                element_id=attributes.get("id", ""),
-                hints=[hint for hint in hints if hint],
-            )
-            self._form.inputs.append(item)
-            if self._label_text is not None:
-                self._label_inputs.append(item)
-
-    def handle_data(self, data: str) -> None:
-        if self._label_text is not None:
-            self._label_text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._form = None
-        elif tag == "label" and self._label_text is not None:
-            text = " ".join("".join(self._label_text).split())
-            for item in self._label_inputs:
-                item.hints.append(text)
-            if self._label_for:
-                self._labels_by_id[self._label_for] = text
-            self._label_text = None
-
-    def close(self) -> None:
-        super().close()
-        for form in self.forms:
-            for item in form.inputs:
-                if item.element_id in self._labels_by_id:
-                    item.hints.append(self._labels_by_id[item.element_id])
-
-
-def parse_forms(html: str) -> list[LoginForm]:
-    parser = _FormParser()
-    parser.feed(html)
-    parser.close()
-    return parser.forms
-
-
-def find_login_form(html: str, settings: GuiLogin | None = None) -> LoginForm | None:
-    """The login form: the one holding the profile's password field if it names one, else the first with a password."""
-    forms = parse_forms(html)
-    if settings is not None and settings.password_field:
-        return next((form for form in forms if settings.password_field in form.names), None)
-    return next((form for form in forms if form.password_fields), None)
-
-
-def username_field(form: LoginForm, settings: GuiLogin | None = None) -> str | None:
-    """The field the username goes in: the profile's if named and present, else the likeliest text field."""
-    if settings is not None and settings.username_field and settings.username_field in form.names:
-        return settings.username_field
-    hinted = [name for name in form.text_fields if any(hint in name.lower() for hint in _USERNAME_HINTS)]
-    candidates = hinted or form.text_fields
-    return candidates[0] if candidates else None
-
-
-def password_field(form: LoginForm, settings: GuiLogin | None = None) -> str:
-    if settings is not None and settings.password_field and settings.password_field in form.names:
-        return settings.password_field
-    return form.password_fields[0]
-
-
-def _words(text: str) -> set[str]:
-    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower()
-    words = set(re.findall(r"\d+[a-z]+|[a-z]+", spaced))
-    if "one-time" in spaced or "one time" in spaced or "onetime" in spaced:
-        words.add("otp")
-    return words
-
-
-def _asks_for_code(item: FormInput) -> bool:
-    if not item.visible_text and item.kind != "password":
-        return False
-    return any(_words(text) & _SECOND_FACTOR_WORDS for text in (item.name, item.element_id, *item.hints))
-
-
-def second_factor_prompt(html: str, marker: str | None = None) -> str | None:
-    """What shows that `html` asks for a one-time code, or None: the profile's marker, or the code field's name.
-
-    A form counts when every field a person types into asks for a code, so a login form that came back, or a
-    dashboard with a search box, is never mistaken for one.
-    """
-    if marker and marker in html:
-        return f"marker: {marker}"
-    for form in parse_forms(html):
-        typed = [item for item in form.inputs if item.visible_text or item.kind == "password"]
-        if typed and all(_asks_for_code(item) for item in typed):
-            return typed[0].name
-    return None
-
-
-# --- judging the answer -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,112 +114,6 @@ def judge_login(
 
 
 # --- HTTP authentication ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    scheme: str  # "basic" or "digest", lower case
-    params: Mapping[str, str]
-
-
-def parse_challenges(headers: tuple[str, ...]) -> list[Challenge]:
-    """The WWW-Authenticate challenges, one per header line: the scheme lower-cased, parameter names too."""
-    challenges = []
-    for header in headers:
-        scheme, _, rest = header.strip().partition(" ")
-        params = {}
-        for item in parse_http_list(rest):
-            key, _, value = item.partition("=")
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-            params[key.strip().lower()] = value
-        challenges.append(Challenge(scheme.lower(), params))
-    return challenges
-
-
-class DigestCredentials(AuthBase):
-    """HTTP Digest (RFC 7616: MD5 or SHA-256, optionally -sess, qop auth) for one known challenge.
-
-    The Authorization header is computed for each request as it is sent, with no retry of its own: every request
-    goes through the origin check first. (requests' HTTPDigestAuth retries inside a response hook.)
-    """
-
-    ALGORITHMS: Mapping[str, str] = {"MD5": "md5", "MD5-SESS": "md5", "SHA-256": "sha256", "SHA-256-SESS": "sha256"}
-
-    def __init__(self, username: str, password: str, challenge: Mapping[str, str], cnonce: str | None = None) -> None:
-        self._username = username
-        self._password = password
-        self._challenge = dict(challenge)
-        self._cnonce = cnonce
-        self._count = 0
-
-    @classmethod
-    def supports(cls, challenge: Mapping[str, str]) -> bool:
-        qops = _qops(challenge)
-        return (
-            "nonce" in challenge
-            and challenge.get("algorithm", "MD5").upper() in cls.ALGORITHMS
-            and (not qops or "auth" in qops)
-        )
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        parts = urlsplit(request.url or "/")
-        uri = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        request.headers["Authorization"] = self.header(request.method or "GET", uri)
-        return request
-
-    def header(self, method: str, uri: str) -> str:
-        """The Authorization header value for one request."""
-        challenge = self._challenge
-        algorithm = challenge.get("algorithm", "MD5").upper()
-        hash_name = self.ALGORITHMS[algorithm]
-
-        def digest(text: str) -> str:
-            return hashlib.new(hash_name, text.encode(), usedforsecurity=False).hexdigest()
-
-        realm, nonce = challenge.get("realm", ""), challenge["nonce"]
-        self._count += 1
-        count = f"{self._count:08x}"
-        cnonce = self._cnonce or secrets.token_hex(16)
-        secret = digest(f"{self._username}:{realm}:{self._password}")
-        if algorithm.endswith("-SESS"):
-            secret = digest(f"{secret}:{nonce}:{cnonce}")
-        request_digest = digest(f"{method}:{uri}")
-        fields = {"username": self._username, "realm": realm, "nonce": nonce, "uri": uri}
-        if "auth" in _qops(challenge):
-            fields["response"] = digest(f"{secret}:{nonce}:{count}:{cnonce}:auth:{request_digest}")
-            fields |= {"qop": "auth", "nc": count, "cnonce": cnonce}
-        else:
-            fields["response"] = digest(f"{secret}:{nonce}:{request_digest}")
-        fields["algorithm"] = challenge.get("algorithm", "MD5")
-        if "opaque" in challenge:
-            fields["opaque"] = challenge["opaque"]
-        unquoted = ("qop", "nc", "algorithm")
-        return "Digest " + ", ".join(
-            f"{key}={value}" if key in unquoted else f'{key}="{_quoted(value)}"' for key, value in fields.items()
-        )
-
-
-def _qops(challenge: Mapping[str, str]) -> list[str]:
-    return [qop.strip().lower() for qop in challenge.get("qop", "").split(",") if qop.strip()]
-
-
-def _quoted(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def http_auth_for(challenges: list[Challenge], username: str, password: str) -> tuple[str, AuthBase] | None:
-    """The strongest scheme offered that preflight speaks (Digest over Basic), with its credentials."""
-    for challenge in challenges:
-        if challenge.scheme == "digest" and DigestCredentials.supports(challenge.params):
-            return "digest", DigestCredentials(username, password, challenge.params)
-    if any(challenge.scheme == "basic" for challenge in challenges):
-        return "basic", HTTPBasicAuth(username, password)
-    return None
-
-
-# --- talking to the GUI -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -809,26 +527,17 @@ def _failure_text(failure: _NoAnswer) -> str:
     return f"{failure.endpoint.scheme} {failure.endpoint.port}: {what}"
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(seen) < 16:
-        seen.add(id(current))
-        yield current
-        nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
-        reason = getattr(current, "reason", None)
-        current = current.__cause__ or current.__context__ or (reason if isinstance(reason, BaseException) else nested)
-
-
 def _timed_out(exc: BaseException, deadline: Deadline) -> bool:
-    return deadline.expired or any(isinstance(cause, (requests.Timeout, TimeoutError)) for cause in _causes(exc))
+    return deadline.expired or any(
+        isinstance(cause, (requests.Timeout, TimeoutError)) for cause in exception_causes(exc)
+    )
 
 
 def _what_failed(exc: BaseException, deadline: Deadline) -> str:
     """A short description of a connection failure, from its type alone: library messages may quote URLs."""
     if _timed_out(exc, deadline):
         return "did not answer in time"
-    for cause in _causes(exc):
+    for cause in exception_causes(exc):
         if isinstance(cause, ConnectionRefusedError):
             return "refused the connection"
         if isinstance(cause, ConnectionResetError):

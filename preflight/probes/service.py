@@ -23,13 +23,11 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 
 from preflight import __version__
+from preflight.certificate_evidence import certificate_evidence
 from preflight.deadline import Deadline
-from preflight.http_client import deadline_session
+from preflight.http_client import deadline_session, exception_causes
 from preflight.inventory import Host
 from preflight.model import Finding, Status
 from preflight.profiles import Profile
@@ -44,7 +42,6 @@ BANNER_LINE_LIMIT = 1024
 BANNER_BYTES_LIMIT = 8192
 SUMMARY_CHARS = 80
 EVIDENCE_CHARS = 240
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # What OpenSSL says when the first bytes back are not a TLS record, for example an HTTP response.
 NOT_TLS_ERRORS = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
 _ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"}
@@ -320,7 +317,7 @@ def _answer_text(evidence: Mapping[str, Any]) -> str:
 
 def exchange_failure(exc: BaseException, deadline: Deadline) -> ExchangeFailure:
     """Why an HTTP exchange failed, from the exception and the exceptions it wraps."""
-    causes = list(_causes(exc))
+    causes = list(exception_causes(exc))
 
     def first(kind: type[BaseException] | types.UnionType) -> BaseException | None:
         return next((cause for cause in causes if isinstance(cause, kind)), None)
@@ -340,19 +337,6 @@ def exchange_failure(exc: BaseException, deadline: Deadline) -> ExchangeFailure:
     if first(ConnectionRefusedError | urllib3.exceptions.NewConnectionError):
         return ExchangeFailure("connect-failed", "")
     return ExchangeFailure("http-error", type(exc).__name__)
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and what it wraps, through arguments, `reason` and exception chaining; bounded against cycles."""
-    queue, seen = [exc], set[int]()
-    while queue and len(seen) < 32:
-        cause = queue.pop(0)
-        if id(cause) in seen:
-            continue
-        seen.add(id(cause))
-        yield cause
-        linked = [*cause.args, getattr(cause, "reason", None), cause.__cause__, cause.__context__]
-        queue.extend(item for item in linked if isinstance(item, BaseException))
 
 
 def _http_failed(target: Target, evidence: dict[str, Any], failure: ExchangeFailure, waited: float) -> Finding:
@@ -550,51 +534,6 @@ def _shutdown(sock: socket.socket) -> None:
     # The plain socket's shutdown: SSLSocket.shutdown also drops its SSL object, under a read in another thread.
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-def certificate_evidence(der: bytes, now: datetime) -> dict[str, Any]:
-    """The certificate as support reads it; the fingerprint as `openssl x509 -noout -fingerprint -sha256` prints it."""
-    try:
-        certificate = x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        return {"error": f"unreadable certificate: {exc}"}
-    not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-    dns_names, ip_addresses = _subject_alt_names(certificate)
-    return {
-        "subject": certificate.subject.rfc4514_string(),
-        "issuer": certificate.issuer.rfc4514_string(),
-        "san_dns": dns_names,
-        "san_ip": ip_addresses,
-        "not_before": not_before.strftime(TIME_FORMAT),
-        "not_after": not_after.strftime(TIME_FORMAT),
-        # Whole days, toward zero: -30 reads "expired 30 days ago" however many hours past that it is.
-        "days_left": int((not_after - now).total_seconds() / 86400),
-        "expired": now > not_after,
-        "not_yet_valid": now < not_before,
-        "self_signed": _self_signed(certificate),
-        "fingerprint_sha256": ":".join(f"{byte:02X}" for byte in certificate.fingerprint(hashes.SHA256())),
-    }
-
-
-def _subject_alt_names(certificate: x509.Certificate) -> tuple[list[str], list[str]]:
-    try:
-        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError):
-        return [], []
-    return list(names.get_values_for_type(x509.DNSName)), [
-        str(address) for address in names.get_values_for_type(x509.IPAddress)
-    ]
-
-
-def _self_signed(certificate: x509.Certificate) -> bool:
-    """Issued by its own key: the issuer is the subject and the certificate's own public key verifies it."""
-    try:
-        certificate.verify_directly_issued_by(certificate)
-    except (ValueError, InvalidSignature):
-        return False
-    except TypeError:
-        return certificate.issuer == certificate.subject
-    return True
 
 
 def _url_host(ip: str) -> str:

@@ -1,0 +1,183 @@
+"""Login forms in HTML: which form holds the password, which field is the username, what a submit sends,
+and whether a page asks for a one-time code. Parsing only; nothing here touches the network."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+from preflight.profiles import GuiLogin
+
+_USERNAME_HINTS = ("user", "login", "email", "name")
+# Words that name a one-time-code field: otp_code, twoFactorToken, "Verification code", autocomplete=one-time-code.
+_SECOND_FACTOR_WORDS = frozenset(
+    {"otp", "totp", "hotp", "2fa", "mfa", "tfa", "code", "passcode", "token", "verification", "authenticator"}
+)
+_TEXT_INPUT_TYPES = frozenset({"text", "email", "number", "tel", "search", "url"})
+_NEVER_SUBMITTED_TYPES = frozenset({"submit", "button", "image", "reset", "file"})
+_CHECKED_TYPES = frozenset({"checkbox", "radio"})
+
+
+@dataclass
+class FormInput:
+    name: str
+    kind: str
+    value: str = ""
+    checked: bool = False
+    element_id: str = ""
+    # autocomplete, placeholder, aria-label and label text: what a person (or a browser) reads about the field.
+    hints: list[str] = field(default_factory=list)
+
+    @property
+    def visible_text(self) -> bool:
+        return self.kind in _TEXT_INPUT_TYPES
+
+
+@dataclass
+class LoginForm:
+    action: str = ""
+    method: str = "get"
+    inputs: list[FormInput] = field(default_factory=list)
+
+    @property
+    def password_fields(self) -> list[str]:
+        return [item.name for item in self.inputs if item.kind == "password"]
+
+    @property
+    def text_fields(self) -> list[str]:
+        return [item.name for item in self.inputs if item.visible_text]
+
+    @property
+    def names(self) -> set[str]:
+        return {item.name for item in self.inputs}
+
+    def carried_fields(self) -> dict[str, str]:
+        """What a browser submits without the user typing: hidden fields (a CSRF token), defaults, ticked boxes."""
+        carried = {}
+        for item in self.inputs:
+            if item.kind in _NEVER_SUBMITTED_TYPES or item.kind == "password":
+                continue
+            if item.kind in _CHECKED_TYPES and not item.checked:
+                continue
+            carried[item.name] = item.value
+        return carried
+
+    def hidden_fields(self) -> list[str]:
+        return [item.name for item in self.inputs if item.kind == "hidden"]
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[LoginForm] = []
+        self._form: LoginForm | None = None
+        self._label_text: list[str] | None = None
+        self._label_for = ""
+        self._label_inputs: list[FormInput] = []
+        self._labels_by_id: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self._form = LoginForm(attributes.get("action", ""), attributes.get("method", "get").lower() or "get")
+            self.forms.append(self._form)
+        elif tag == "label":
+            self._label_text, self._label_for, self._label_inputs = [], attributes.get("for", ""), []
+        elif tag == "input" and self._form is not None and attributes.get("name"):
+            hints = [attributes.get(key, "") for key in ("autocomplete", "placeholder", "aria-label", "title")]
+            item = FormInput(
+                name=attributes["name"],
+                kind=attributes.get("type", "text").lower() or "text",
+                value=attributes.get("value", ""),
+                checked="checked" in attributes,
+                element_id=attributes.get("id", ""),
+                hints=[hint for hint in hints if hint],
+            )
+            self._form.inputs.append(item)
+            if self._label_text is not None:
+                self._label_inputs.append(item)
+
+    def handle_data(self, data: str) -> None:
+        if self._label_text is not None:
+            self._label_text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
+        elif tag == "label" and self._label_text is not None:
+            text = " ".join("".join(self._label_text).split())
+            for item in self._label_inputs:
+                item.hints.append(text)
+            if self._label_for:
+                self._labels_by_id[self._label_for] = text
+            self._label_text = None
+
+    def close(self) -> None:
+        super().close()
+        for form in self.forms:
+            for item in form.inputs:
+                if item.element_id in self._labels_by_id:
+                    item.hints.append(self._labels_by_id[item.element_id])
+
+
+def parse_forms(html: str) -> list[LoginForm]:
+    parser = _FormParser()
+    parser.feed(html)
+    parser.close()
+    return parser.forms
+
+
+def find_login_form(html: str, settings: GuiLogin | None = None) -> LoginForm | None:
+    """The login form: the one holding the profile's password field if it names one, else the first with a password."""
+    forms = parse_forms(html)
+    if settings is not None and settings.password_field:
+        return next((form for form in forms if settings.password_field in form.names), None)
+    return next((form for form in forms if form.password_fields), None)
+
+
+def username_field(form: LoginForm, settings: GuiLogin | None = None) -> str | None:
+    """The field the username goes in: the profile's if named and present, else the likeliest text field."""
+    if settings is not None and settings.username_field and settings.username_field in form.names:
+        return settings.username_field
+    hinted = [name for name in form.text_fields if any(hint in name.lower() for hint in _USERNAME_HINTS)]
+    candidates = hinted or form.text_fields
+    return candidates[0] if candidates else None
+
+
+def password_field(form: LoginForm, settings: GuiLogin | None = None) -> str:
+    if settings is not None and settings.password_field and settings.password_field in form.names:
+        return settings.password_field
+    return form.password_fields[0]
+
+
+def _words(text: str) -> set[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower()
+    words = set(re.findall(r"\d+[a-z]+|[a-z]+", spaced))
+    if "one-time" in spaced or "one time" in spaced or "onetime" in spaced:
+        words.add("otp")
+    return words
+
+
+def _asks_for_code(item: FormInput) -> bool:
+    if not item.visible_text and item.kind != "password":
+        return False
+    return any(_words(text) & _SECOND_FACTOR_WORDS for text in (item.name, item.element_id, *item.hints))
+
+
+def second_factor_prompt(html: str, marker: str | None = None) -> str | None:
+    """What shows that `html` asks for a one-time code, or None: the profile's marker, or the code field's name.
+
+    A form counts when every field a person types into asks for a code, so a login form that came back, or a
+    dashboard with a search box, is never mistaken for one.
+    """
+    if marker and marker in html:
+        return f"marker: {marker}"
+    for form in parse_forms(html):
+        typed = [item for item in form.inputs if item.visible_text or item.kind == "password"]
+        if typed and all(_asks_for_code(item) for item in typed):
+            return typed[0].name
+    return None
+
+
+# --- judging the answer -------------------------------------------------------------------------------------------
