@@ -10,7 +10,10 @@ export LAB_ROOT_PASSWORD="root-$(head -c 12 /dev/urandom | base64 | tr -dc A-Za-
 export LAB_GUI_PASSWORD="gui-$(head -c 12 /dev/urandom | base64 | tr -dc A-Za-z0-9)"
 container=$(docker run -d --rm -e ROOT_PASSWORD="$LAB_ROOT_PASSWORD" -e GUI_USERNAME=admin \
     -e GUI_PASSWORD="$LAB_GUI_PASSWORD" -e SSH_PORTS=2020 preflight-lab-target:latest)
-trap 'docker stop -t 1 "$container" >/dev/null' EXIT
+# Every lab container makes new host keys and Docker hands out the same addresses again, so this run keeps
+# its own known_hosts: the one in ~/.local/state would rightly call the next container's key "changed".
+known_hosts=$(mktemp -d /tmp/preflight-try.XXXXXX)
+trap 'docker stop -t 1 "$container" >/dev/null; rm -rf "$known_hosts"' EXIT
 ip=$(docker inspect -f '{{.NetworkSettings.IPAddress}}' "$container")
 
 for _ in $(seq 1 60); do
@@ -20,7 +23,8 @@ for _ in $(seq 1 60); do
 done
 
 cat > lab-inventory.yaml <<YAML
-# A lab PBXware host in a local container; its address is private, so the public-IP check only warns.
+# A lab PBXware host in a local container: its address is private and preflight runs in its subnet,
+# so the public-IP and vantage checks only warn.
 hosts:
   - name: lab-pbx
     product: pbxware
@@ -34,7 +38,7 @@ hosts:
 YAML
 echo "lab: checking lab-pbx at $ip with lab-inventory.yaml"
 set +e
-preflight check lab-inventory.yaml --json report.json --html report.html
+preflight check lab-inventory.yaml --json report.json --html report.html --known-hosts "$known_hosts/known_hosts"
 status=$?
 set -e
 exit $status
