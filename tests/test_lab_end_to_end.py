@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.lab import LabTarget, lab_inventory, lab_secrets, new_secret, run_preflight, write_inventory
+from tests.lab import (
+    REPO,
+    LabTarget,
+    lab_inventory,
+    lab_secrets,
+    new_secret,
+    require_lab,
+    run_preflight,
+    write_inventory,
+)
 
 
 def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(
@@ -255,3 +267,21 @@ def test_wrong_key_passphrase_fails_with_its_own_summary(
     login = run.check("lab", "ssh-root/2020")
     assert login["status"] == "fail"
     assert "could not be decrypted (wrong key_passphrase?)" in login["summary"]
+
+
+def test_the_readme_lab_command_is_ready_twice_in_a_row(tmp_path: Path) -> None:
+    """`bash lab/try.sh`, as the README gives it; a second run meets a new container with new host keys."""
+    require_lab()
+    environ = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for _ in range(2):
+        completed = subprocess.run(
+            ["bash", str(REPO / "lab" / "try.sh")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env=environ,
+        )
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["summary"] == {"hosts": 1, "ready": 1, "not_ready": 0}
