@@ -106,12 +106,13 @@ class KnownHostsFile:
         self._lock = threading.Lock()
         self._cached_stat: tuple[int, int, int] | None = None
         self._cached_entries: tuple[_Entry, ...] = ()
+        self._index = _Index(())
 
     def known_key_types(self, name: str) -> frozenset[str]:
         """The key types the file holds for `name`, so a handshake can ask for one of those first."""
         with self._lock:
-            entries = self._read()
-        return frozenset(entry.key_type for entry in entries if not entry.marker and _names_match(entry.names, name))
+            entries = self._entries_for(name)
+        return frozenset(entry.key_type for entry in entries if not entry.marker)
 
     def verify(self, name: str, key_type: str, key_blob: bytes, *, record: bool) -> HostKeyVerdict:
         """Judge the key `name` presented; record it when the host is unknown and `record` is set.
@@ -123,7 +124,7 @@ class KnownHostsFile:
                 self.path.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
         with self._lock, self._process_lock():
             entries = self._read()
-            mine = [entry for entry in entries if _names_match(entry.names, name)]
+            mine = self._entries_for(name)
             if any(entry.marker == "@revoked" and entry.key_blob == key_blob for entry in mine):
                 return HostKeyVerdict(HostKeyState.REVOKED)
             keys = [entry for entry in mine if not entry.marker]
@@ -137,10 +138,18 @@ class KnownHostsFile:
                 return HostKeyVerdict(HostKeyState.UNKNOWN)
             try:
                 self._append(entry_line(name, key_type, key_blob))
-                self._cached_entries = (*entries, _Entry("", name, key_type, key_blob))
+                recorded = _Entry("", name, key_type, key_blob)
+                self._cached_entries = (*entries, recorded)
+                self._index = self._index.extended(recorded, self._cached_entries)
             except OSError as exc:
                 return HostKeyVerdict(HostKeyState.UNKNOWN, not_recorded=exc.strerror or str(exc))
             return HostKeyVerdict(HostKeyState.RECORDED)
+
+    def _entries_for(self, name: str) -> list[_Entry]:
+        entries = self._read()
+        if self._index.entries is not entries:
+            self._index = _Index(entries)
+        return self._index.matching(name)
 
     def _read(self) -> tuple[_Entry, ...]:
         try:
@@ -195,6 +204,36 @@ class KnownHostsFile:
             yield
         finally:
             os.close(descriptor)
+
+
+class _Index:
+    """Entries by plain host name, so a run over thousands of hosts does not scan the whole file for each one;
+    hashed names and patterns still take a scan, as they cannot be looked up."""
+
+    def __init__(self, entries: tuple[_Entry, ...]) -> None:
+        self.entries = entries
+        self._by_name: dict[str, list[_Entry]] = {}
+        self._scanned: list[_Entry] = []
+        for entry in entries:
+            self._add(entry)
+
+    def extended(self, entry: _Entry, entries: tuple[_Entry, ...]) -> _Index:
+        """This index with `entry` (the last of `entries`) added, without indexing the rest again."""
+        self._add(entry)
+        self.entries = entries
+        return self
+
+    def _add(self, entry: _Entry) -> None:
+        if entry.names.startswith(_HASHED_PREFIX) or any(char in entry.names for char in "*?!"):
+            self._scanned.append(entry)
+            return
+        for pattern in dict.fromkeys(pattern.lower() for pattern in entry.names.split(",")):
+            self._by_name.setdefault(pattern, []).append(entry)
+
+    def matching(self, name: str) -> list[_Entry]:
+        found = self._by_name.get(name, []) + [entry for entry in self._scanned if _names_match(entry.names, name)]
+        # Keep the file's order, which decides nothing today but is what a reader of the file expects.
+        return sorted(found, key=self.entries.index) if len(found) > 1 else found
 
 
 def _parse(text: str) -> Iterator[_Entry]:
