@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=DEFAULT_CONCURRENCY,
         metavar="N",
-        help="hosts checked at once (default %(default)s)",
+        help="hosts whose logins and other per-host checks run at once (default %(default)s); "
+        "the port scan covers every host together",
     )
     check.add_argument("-q", "--quiet", action="store_true", help="print only the final verdict line")
     check.add_argument(
