@@ -201,10 +201,15 @@ def _known_keys() -> Mapping[Loc, tuple[str, ...]]:
 KNOWN_KEYS = _known_keys()
 
 
-def load_inventory(path: Path, profiles: Mapping[str, Profile], environ: Mapping[str, str] | None = None) -> Inventory:
-    """Read, merge defaults into, expand and validate an inventory; raise ConfigError with one line."""
+def load_inventory(
+    path: Path, profiles: Mapping[str, Profile], environ: Mapping[str, str] | None = None, text: str | None = None
+) -> Inventory:
+    """Read, merge defaults into, expand and validate an inventory; raise ConfigError with one line.
+
+    With `text`, that is the inventory and `path` only names it in errors (the service's posted inventories).
+    """
     environ = os.environ if environ is None else environ
-    document = load_located(path)
+    document = load_located(path, text)
     top = document.value
     if top is None:
         raise ConfigError(f"{path.name}:1: top level: the file is empty; it needs a 'hosts' list")

@@ -48,10 +48,11 @@ def format_loc(loc: Iterable[str | int]) -> str:
 MAX_VALUES = 1_000_000
 
 
-def load_located(path: Path) -> LocatedDocument:
-    """Parse one YAML file, rejecting what PyYAML would silently accept (duplicate keys)."""
+def load_located(path: Path, text: str | None = None) -> LocatedDocument:
+    """Parse one YAML file (or `text`, named `path` in errors), rejecting what PyYAML would silently accept."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if text is None:
+            text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:
