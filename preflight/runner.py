@@ -17,10 +17,12 @@ from preflight.model import CheckResult, Finding, HostReport, RunReport, Status
 from preflight.plan import HostPlan
 from preflight.probes import BulkRun, registry
 from preflight.redaction import redact
-from preflight.resolution import resolve, source_address
+from preflight.resolution import Resolution, resolve, source_address
 from preflight.target import Target
 
 _log = logging.getLogger(__name__)
+# Told of each check as it ends (host name, result): the service's live progress.
+CheckDone = Callable[[str, CheckResult], None]
 # A check that ignores its deadline is abandoned this long after it, so the run still ends.
 ABANDON_GRACE_SECONDS = 2.0
 # How many targets a bulk check is allowed to start per `timeout` before it is abandoned as broken.
@@ -35,19 +37,28 @@ def run_plan(
     timeout: float,
     concurrency: int,
     on_host_done: Callable[[HostReport], None] | None = None,
+    on_check_done: CheckDone | None = None,
+    resolutions: Mapping[str, Resolution] | None = None,
 ) -> RunReport:
     """Check every host and gather the results into one report.
 
-    Every host is resolved first. Kinds of check that work in bulk (tcp) then run once for the whole run;
-    the rest run host by host, `concurrency` hosts at a time, each check waiting for the one it needs.
+    Every host is resolved first, unless `resolutions` already holds its name's addresses (the service resolves
+    once, judges the addresses, and pins them, so a DNS answer cannot change between its policy and the probes).
+    Kinds of check that work in bulk (tcp) then run once for the whole run; the rest run host by host,
+    `concurrency` hosts at a time, each check waiting for the one it needs.
     """
     started_at = _utc_now()
+    pinned = resolutions or {}
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="host") as pool:
-        resolved = list(pool.map(lambda plan: _resolved(plan, timeout), plans))
+        resolved = list(pool.map(lambda plan: _resolved(plan, timeout, pinned.get(plan.host.name)), plans))
         done = _run_in_bulk(resolved, timeout)
+        if on_check_done is not None:
+            for host, results in zip(resolved, done, strict=True):
+                for result in results.values():
+                    on_check_done(host.plan.host.name, result)
 
         def check_and_report(index: int) -> HostReport:
-            report = check_host(resolved[index], timeout, done[index])
+            report = check_host(resolved[index], timeout, done[index], on_check_done)
             if on_host_done is not None:
                 on_host_done(report)
             return report
@@ -71,8 +82,8 @@ class _ResolvedPlan:
     targets: tuple[Target, ...]
 
 
-def _resolved(plan: HostPlan, timeout: float) -> _ResolvedPlan:
-    resolution = resolve(plan.host.address, Deadline(timeout))
+def _resolved(plan: HostPlan, timeout: float, pinned: Resolution | None = None) -> _ResolvedPlan:
+    resolution = pinned if pinned is not None else resolve(plan.host.address, Deadline(timeout))
     targets = tuple(
         replace(target, ip=resolution.ip, addresses=resolution.addresses, resolution_error=resolution.error)
         for target in plan.targets
@@ -130,7 +141,9 @@ def _run_batch(
     return [_result(target, finding, elapsed_ms) for target, finding in zip(targets, findings, strict=True)]
 
 
-def check_host(plan: _ResolvedPlan, timeout: float, done: Mapping[str, CheckResult]) -> HostReport:
+def check_host(
+    plan: _ResolvedPlan, timeout: float, done: Mapping[str, CheckResult], on_check_done: CheckDone | None = None
+) -> HostReport:
     """Run the host's remaining checks in waves: a check waits for the check it needs."""
     host = plan.plan.host
     targets = plan.targets
@@ -147,6 +160,8 @@ def check_host(plan: _ResolvedPlan, timeout: float, done: Mapping[str, CheckResu
             break
         for result in _run_wave(wave, results, timeout, host.secrets()):
             results[result.id] = result
+            if on_check_done is not None:
+                on_check_done(host.name, result)
         pending = [target for target in pending if target.check_id not in results]
     return HostReport(
         name=host.name,
