@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the lab target image without a registry: debootstrap -> docker import -> Dockerfile.
 # Each stage is tagged with a digest of its inputs, so a rerun with unchanged inputs builds nothing.
+# `build.sh --quickstart` also builds preflight-quickstart:latest, a new user's Debian 12 on the same base
+# (tests/test_readme_quickstart.py runs the README's quick start in it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -37,3 +39,15 @@ rm -rf "$context"
 trap - EXIT
 docker tag "$target_image" preflight-lab-target:latest
 echo "lab: preflight-lab-target:latest is $target_image"
+
+if [ "${1:-}" = "--quickstart" ]; then
+    quickstart_digest=$( (echo "$base_image"; sha256sum <"$here/quickstart/Dockerfile") | sha256sum | cut -c1-12)
+    quickstart_image="preflight-quickstart:$quickstart_digest"
+    if ! docker image inspect "$quickstart_image" >/dev/null 2>&1; then
+        echo "lab: building $quickstart_image"
+        docker build --build-arg BASE="$base_image" -t "$quickstart_image" "$here/quickstart" \
+            >/tmp/preflight-quickstart-build.log 2>&1 || { tail -30 /tmp/preflight-quickstart-build.log; exit 1; }
+    fi
+    docker tag "$quickstart_image" preflight-quickstart:latest
+    echo "lab: preflight-quickstart:latest is $quickstart_image"
+fi
