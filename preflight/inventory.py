@@ -8,6 +8,7 @@ import json
 import os
 import re
 import stat
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,15 @@ from pydantic import (
     field_validator,
 )
 
-from preflight.located_yaml import ConfigError, Loc, LocatedDocument, first_validation_error, format_loc, load_located
+from preflight.located_yaml import (
+    ConfigError,
+    Loc,
+    LocatedDocument,
+    format_loc,
+    load_located,
+    raise_all,
+    validation_errors,
+)
 from preflight.profiles import Profile
 
 TOP_LEVEL_KEYS = ("defaults", "hosts")
@@ -132,6 +141,16 @@ class Host(BaseModel):
             raise ValueError(f"must be one of: {', '.join(products)} (got {value!r})")
         return value
 
+    @field_validator("address", mode="before")
+    @classmethod
+    def _address_as_written(cls, value: Any) -> Any:
+        # Brackets make YAML read a list, and a URL or host:port is what a browser wants: name the fix.
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+            raise ValueError(f"[{value[0]}] is a YAML list; write the address without brackets: {value[0]}")
+        if isinstance(value, str):
+            _refuse_address_with_extras(value)
+        return value
+
     @field_validator("address")
     @classmethod
     def _address_or_dns_name(cls, value: str) -> str:
@@ -145,6 +164,20 @@ class Host(BaseModel):
         for override in self.ssh.per_port.values():
             values += [override.root_password, override.key_passphrase]
         return tuple(value.get_secret_value() for value in values if value is not None and value.get_secret_value())
+
+
+def _refuse_address_with_extras(value: str) -> None:
+    """Raise with the fix for an address written as a URL, in brackets, or with a port."""
+    text = value.strip()
+    if "://" in text:
+        host = urllib.parse.urlsplit(text).hostname
+        fix = f"write only the host name: {host}" if host else "write only the host name"
+        raise ValueError(f"{text} is a URL; {fix}")
+    if text.startswith("[") and "]" in text:
+        raise ValueError(f"write the address without brackets: {text[1 : text.index(']')]}")
+    host, colon, port = text.rpartition(":")
+    if colon and port.isdigit() and host and ":" not in host:
+        raise ValueError(f"{text} names a port; write only the host name: {host} (the profile sets the ports)")
 
 
 def is_address_or_dns_name(value: str) -> bool:
@@ -167,6 +200,8 @@ class Inventory:
     plaintext_secret_lines: tuple[int, ...] = ()
     # SHA-256 of the file as parsed, every secret value masked: names the inventory without exposing it.
     sha256: str | None = None
+    # Located lines about mistakes that may be intended ($NAME without braces, a short password); never a secret.
+    warnings: tuple[str, ...] = ()
 
     def exposure_warning(self) -> str | None:
         """ssh refuses a private key that others can read; preflight warns about such an inventory."""
@@ -204,9 +239,10 @@ KNOWN_KEYS = _known_keys()
 def load_inventory(
     path: Path, profiles: Mapping[str, Profile], environ: Mapping[str, str] | None = None, text: str | None = None
 ) -> Inventory:
-    """Read, merge defaults into, expand and validate an inventory; raise ConfigError with one line.
+    """Read, merge defaults into, expand and validate an inventory; raise ConfigErrors naming every problem found.
 
     With `text`, that is the inventory and `path` only names it in errors (the service's posted inventories).
+    A file that cannot be read as a mapping with a list of hosts stops at that one error.
     """
     environ = os.environ if environ is None else environ
     document = load_located(path, text)
@@ -215,24 +251,31 @@ def load_inventory(
         raise ConfigError(f"{path.name}:1: top level: the file is empty; it needs a 'hosts' list")
     if not isinstance(top, dict):
         raise document.error((), f"must be a mapping with a 'hosts' list, not {_yaml_kind(top)}")
+    findings = _Findings(document)
     for key in top:
         if key not in TOP_LEVEL_KEYS:
-            raise document.error((key,), f"unknown key; expected one of: {', '.join(TOP_LEVEL_KEYS)}")
+            findings.error((key,), f"unknown key; expected one of: {', '.join(TOP_LEVEL_KEYS)}")
     defaults = top.get("defaults")
     if defaults is None:
         defaults = {}
     if not isinstance(defaults, dict):
-        raise document.error(("defaults",), f"must be a mapping, not {_yaml_kind(defaults)}")
+        findings.error(("defaults",), f"must be a mapping, not {_yaml_kind(defaults)}")
+        defaults = {}
     for key in NOT_DEFAULTABLE:
         if key in defaults:
-            raise document.error(("defaults", key), "cannot be a default; every host sets its own")
+            findings.error(("defaults", key), "cannot be a default; every host sets its own")
+    defaults = {key: value for key, value in defaults.items() if key not in NOT_DEFAULTABLE}
+    raw_hosts = top.get("hosts")
     if "hosts" not in top:
-        raise document.error(("hosts",), "is required")
-    raw_hosts = top["hosts"]
+        # A misspelt `hosts` is already named as an unknown key.
+        if not findings.errors:
+            findings.error(("hosts",), "is required")
+    elif not isinstance(raw_hosts, list):
+        findings.error(("hosts",), f"must be a list, not {_yaml_kind(raw_hosts)}")
+    elif not raw_hosts:
+        findings.error(("hosts",), "must list at least one host")
     if not isinstance(raw_hosts, list):
-        raise document.error(("hosts",), f"must be a list, not {_yaml_kind(raw_hosts)}")
-    if not raw_hosts:
-        raise document.error(("hosts",), "must list at least one host")
+        raw_hosts = []
 
     context = {"profiles": profiles, "inventory_dir": path.parent.resolve()}
     hosts: list[Host] = []
@@ -240,28 +283,128 @@ def load_inventory(
     for index, raw in enumerate(raw_hosts):
         host_loc: Loc = ("hosts", index)
         if not isinstance(raw, dict):
-            raise document.error(host_loc, f"must be a mapping, not {_yaml_kind(raw)}")
+            findings.error(host_loc, f"must be a mapping, not {_yaml_kind(raw)}")
+            continue
         merged, origin = _merge_defaults(defaults, raw, host_loc)
         name = raw.get("name")
         label = name if isinstance(name, str) else format_loc(host_loc)
-        expanded = _expand_env(merged, (), origin, document, environ, label)
         locate = _locator(origin)
+        reported: set[Loc] = set()
+        expanded = _expand_env(merged, (), locate, findings, reported, environ, label)
+        _check_secrets(merged, expanded, (), locate, findings, reported, environ, label)
         try:
             host = Host.model_validate(expanded, context=context)
         except ValidationError as exc:
-            raise first_validation_error(document, exc, locate, KNOWN_KEYS) from None
-        _check_against_profile(host, profiles[host.product], document, locate)
+            for loc, message in validation_errors(exc, locate, KNOWN_KEYS):
+                if not any(loc[: len(done)] == done for done in reported):
+                    findings.error(loc, message)
+            continue
+        if reported:
+            continue
+        _check_against_profile(host, profiles[host.product], findings, locate)
+        name_line = document.line_of(locate(("name",)))
         if host.name in first_line_of_name:
             first = first_line_of_name[host.name]
-            raise document.error(locate(("name",)), f"duplicate host name {host.name!r} (first used on line {first})")
-        first_line_of_name[host.name] = document.line_of(locate(("name",)))
+            findings.error(locate(("name",)), f"duplicate host name {host.name!r} (first used on line {first})")
+        else:
+            first_line_of_name[host.name] = name_line
         hosts.append(host)
+    raise_all(path.name, findings.errors)
     return Inventory(
         path=path,
         hosts=tuple(hosts),
         plaintext_secret_lines=_plaintext_secret_lines(document),
         sha256=_digest_without_secrets(document.value),
+        warnings=tuple(text for _, text in sorted(set(findings.warnings))),
     )
+
+
+class _Findings:
+    """The errors and warnings found so far, each a located line; the same line from shared defaults counts once."""
+
+    def __init__(self, document: LocatedDocument) -> None:
+        self.document = document
+        self.errors: list[tuple[int, str]] = []
+        self.warnings: list[tuple[int, str]] = []
+
+    def error(self, loc: Loc, message: str) -> None:
+        self.errors.append(self.document.problem(loc, message))
+
+    def warning(self, loc: Loc, message: str) -> None:
+        self.warnings.append(self.document.problem(loc, message))
+
+
+MIN_PASSWORD_LENGTH = 8
+_ONE_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_BARE_REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
+_ENV_STYLE_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
+
+
+def _check_secrets(
+    raw: Any,
+    expanded: Any,
+    rel: Loc,
+    locate: Any,
+    findings: _Findings,
+    reported: set[Loc],
+    environ: Mapping[str, str],
+    host: str,
+) -> None:
+    """Errors for secrets that would otherwise be read wrong without a word: cut at ` #`, empty, not text."""
+    if not isinstance(raw, dict) or not isinstance(expanded, dict):
+        return
+    for key, value in raw.items():
+        child = (*rel, key)
+        if key not in SECRET_KEYS:
+            _check_secrets(value, expanded.get(key), child, locate, findings, reported, environ, host)
+            continue
+        loc = locate(child)
+        if any(loc[: len(done)] == done for done in reported):
+            continue
+        problem = _secret_problem(key, value, expanded.get(key), loc in findings.document.commented, environ, host)
+        if problem is not None:
+            findings.error(loc, problem)
+            reported.add(loc)
+            continue
+        # Only text gets this far; the messages name the field and never the value.
+        bare = _BARE_REFERENCE.match(value) if isinstance(value, str) else None
+        if bare is not None:
+            name = bare.group(1)
+            # Name the variable only when it reads as one, so a password that merely starts with $ is never shown.
+            fix = f"write ${{{name}}}" if name in environ or _ENV_STYLE_NAME.match(name) else "write ${NAME}"
+            findings.warning(
+                loc, f"a $NAME without braces is taken literally, not read from the environment: {fix}, "
+                "or $$ for a literal $"
+            )
+        secret = expanded.get(key)
+        if isinstance(secret, str) and len(secret) < MIN_PASSWORD_LENGTH:
+            findings.warning(
+                loc, f"is shorter than {MIN_PASSWORD_LENGTH} characters: easy to guess, and too short for -v logs to "
+                "mask it; use a longer one"
+            )
+
+
+def _secret_problem(
+    key: str, raw: Any, expanded: Any, cut_by_comment: bool, environ: Mapping[str, str], host: str
+) -> str | None:
+    quote = f"quote the value: {key}: '...'"
+    if cut_by_comment and not (isinstance(raw, str) and _ONE_REFERENCE.match(raw)):
+        return f"YAML read the text after ' #' as a comment and cut the value there; {quote}"
+    if raw is None or raw == "":
+        return f"is empty; write the secret, {quote}, or as ${{ENV_VAR}}, or remove the key"
+    if isinstance(raw, bool):
+        return f"YAML read the value as true or false (yes, no, on, off are booleans too), not text; {quote}"
+    if isinstance(raw, (int, float)):
+        return f"YAML read the value as a number, not text; {quote}"
+    if not isinstance(raw, str):
+        return f"must be text, not {_yaml_kind(raw)}; {quote}"
+    if isinstance(expanded, str) and not expanded.strip():
+        names = [match.group(1) for match in _ENV_REFERENCE.finditer(raw) if match.group(1)]
+        if names:
+            variables = ", ".join(names)
+            return f"environment variable {variables} is empty or only whitespace (host {host}); set it to the secret"
+        return f"is only whitespace; {quote}"
+    return None
 
 
 SECRET_KEYS = frozenset({"password", "root_password", "key_passphrase"})
@@ -297,13 +440,12 @@ def _digest_without_secrets(value: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_against_profile(host: Host, profile: Profile, document: LocatedDocument, locate: Any) -> None:
+def _check_against_profile(host: Host, profile: Profile, findings: _Findings, locate: Any) -> None:
     ssh_ports = [required.port for required in profile.ports_for("ssh")]
     for port in host.ssh.per_port:
         if port not in ssh_ports:
             listed = ", ".join(str(number) for number in ssh_ports)
-            loc = locate(("ssh", "per_port", port))
-            raise document.error(loc, f"is not an SSH port of {profile.product} ({listed})")
+            findings.error(locate(("ssh", "per_port", port)), f"is not an SSH port of {profile.product} ({listed})")
 
 
 def _merge_defaults(
@@ -343,30 +485,50 @@ def _locator(origin: Mapping[Loc, Loc]) -> Any:
 
 
 def _expand_env(
-    value: Any, rel: Loc, origin: Mapping[Loc, Loc], document: LocatedDocument, environ: Mapping[str, str], host: str
+    value: Any,
+    rel: Loc,
+    locate: Any,
+    findings: _Findings,
+    reported: set[Loc],
+    environ: Mapping[str, str],
+    host: str,
 ) -> Any:
-    """Replace ${NAME} with the environment's value; `$$` stands for a literal `$`."""
+    """Replace ${NAME} with the environment's value; `$$` stands for a literal `$`. A bad reference is left as written
+    and where it was written added to `reported`, so it is named once."""
     if isinstance(value, dict):
-        return {key: _expand_env(item, (*rel, key), origin, document, environ, host) for key, item in value.items()}
+        return {
+            key: _expand_env(item, (*rel, key), locate, findings, reported, environ, host)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [_expand_env(item, (*rel, index), origin, document, environ, host) for index, item in enumerate(value)]
+        return [
+            _expand_env(item, (*rel, index), locate, findings, reported, environ, host)
+            for index, item in enumerate(value)
+        ]
     if not isinstance(value, str) or "$" not in value:
         return value
+    problems: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
         name = match.group(1)
-        loc = _locator(origin)(rel)
         if name is None:
-            raise document.error(loc, "${ has no closing }; write $$ for a literal $")
-        if not _ENV_NAME.match(name):
-            raise document.error(loc, "a ${...} reference must name an environment variable: letters, digits and _")
-        if name not in environ:
-            raise document.error(loc, f"environment variable {name} is not set (host {host})")
-        return environ[name]
+            problems.append("${ has no closing }; write $$ for a literal $")
+        elif not _ENV_NAME.match(name):
+            problems.append("a ${...} reference must name an environment variable: letters, digits and _")
+        elif name not in environ:
+            problems.append(f"environment variable {name} is not set (host {host})")
+        else:
+            return environ[name]
+        return match.group(0)
 
-    return _ENV_REFERENCE.sub(substitute, value)
+    expanded = _ENV_REFERENCE.sub(substitute, value)
+    if problems:
+        findings.error(locate(rel), problems[0])
+        reported.add(locate(rel))
+        return value
+    return expanded
 
 
 def _yaml_kind(value: Any) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,28 @@ class ConfigError(Exception):
     """A one-line, user-facing error in a YAML file: `path:line: field: what is wrong`."""
 
 
+MAX_REPORTED_ERRORS = 50
+
+
+class ConfigErrors(ConfigError):
+    """Every error found in one file, one line each, sorted by line; a caller that wants one line reads `lines[0]`."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = tuple(lines)
+
+
+def raise_all(file_name: str, problems: Iterable[tuple[int, str]]) -> None:
+    """Raise ConfigErrors for `(line, text)` problems, sorted by line and capped; do nothing when there are none."""
+    ordered = sorted(set(problems), key=lambda problem: problem[0])
+    if not ordered:
+        return
+    lines = [text for _, text in ordered[:MAX_REPORTED_ERRORS]]
+    if len(ordered) > MAX_REPORTED_ERRORS:
+        lines.append(f"{file_name}: {len(ordered) - MAX_REPORTED_ERRORS} more error(s) not shown; fix these first")
+    raise ConfigErrors(lines)
+
+
 @dataclass(frozen=True, slots=True)
 class LocatedDocument:
     """A parsed YAML document and the 1-based line of each value, keyed by its path."""
@@ -25,6 +48,8 @@ class LocatedDocument:
     path: Path
     value: Any
     lines: Mapping[Loc, int]
+    # Unquoted values that a ` #` on the same line cut short: YAML read the rest of the line as a comment.
+    commented: frozenset[Loc] = field(default_factory=frozenset)
 
     def line_of(self, loc: Loc) -> int:
         """The line of the deepest part of `loc` that exists in the file."""
@@ -34,14 +59,28 @@ class LocatedDocument:
         return 1
 
     def error(self, loc: Loc, message: str) -> ConfigError:
-        return ConfigError(f"{self.path.name}:{self.line_of(loc)}: {format_loc(loc)}: {message}")
+        return ConfigError(self.problem(loc, message)[1])
+
+    def problem(self, loc: Loc, message: str) -> tuple[int, str]:
+        """One located error line and its line number, for reports of every error in the file."""
+        line = self.line_of(loc)
+        return line, f"{self.path.name}:{line}: {format_loc(loc)}: {message}"
+
+
+# Mappings whose keys are numbers: their keys read as names (`ssh.per_port.2222`), not as list positions.
+NUMBER_KEYED = frozenset({"per_port"})
 
 
 def format_loc(loc: Iterable[str | int]) -> str:
-    """Render ('hosts', 2, 'ssh', 'port') as `hosts[2].ssh.port`."""
+    """Render ('hosts', 2, 'ssh', 'per_port', 2222) as `hosts[2].ssh.per_port.2222`."""
     text = ""
+    previous: str | int | None = None
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int) and previous not in NUMBER_KEYED:
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+        previous = part
     return text or "top level"
 
 
@@ -68,6 +107,7 @@ def load_located(path: Path, text: str | None = None) -> LocatedDocument:
         node = _compose(text)
         lines: dict[Loc, int] = {}
         value = None if node is None else _to_python(node, (), lines, path, yaml.constructor.SafeConstructor())
+        commented = frozenset() if node is None else _cut_by_comment(node, text.splitlines())
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_syntax_message(path, exc)) from None
     except yaml.YAMLError as exc:
@@ -75,7 +115,36 @@ def load_located(path: Path, text: str | None = None) -> LocatedDocument:
     except RecursionError:
         problem = "nested too deeply, or an alias (*name) is used inside its own value"
         raise ConfigError(f"{path.name}:1: top level: {problem}") from None
-    return LocatedDocument(path, value, lines)
+    return LocatedDocument(path, value, lines, commented)
+
+
+_COMMENT_AFTER = re.compile(r"\s+#")
+
+
+def _cut_by_comment(root: yaml.Node, source: Sequence[str]) -> frozenset[Loc]:
+    """The mapping values written unquoted and followed by ` #` on their last line (`password: pass #word`)."""
+    found: set[Loc] = set()
+    # An explicit stack, not recursion: a deeply nested file is already refused with a located error.
+    stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in seen:
+            continue  # an alias: its node was looked at where it was defined
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value
+                child = (*loc, int(key) if key_node.tag.endswith(":int") and key.isdigit() else key)
+                if isinstance(value_node, yaml.ScalarNode) and not value_node.style:
+                    mark = value_node.end_mark
+                    rest = source[mark.line][mark.column :] if mark.line < len(source) else ""
+                    if _COMMENT_AFTER.match(rest):
+                        found.add(child)
+                stack.append((value_node, child))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*loc, index)) for index, item in enumerate(node.value))
+    return frozenset(found)
 
 
 def _compose(text: str) -> yaml.Node | None:
@@ -190,11 +259,18 @@ def first_validation_error(
 
     `locate` maps a path inside the validated object to where that value was written in the file.
     """
+    loc, message = min(validation_errors(exc, locate, known_keys), key=lambda pair: document.line_of(pair[0]))
+    return document.error(loc, message)
+
+
+def validation_errors(
+    exc: ValidationError, locate: Callable[[Loc], Loc], known_keys: Mapping[Loc, Iterable[str]]
+) -> list[tuple[Loc, str]]:
+    """Every error pydantic found, as (where it was written in the file, message); never echoes the input value."""
     errors = exc.errors()
     # pydantic also calls a list with a bad item too short (it counts only valid items); report the item instead.
     located = [(locate(_clean(error["loc"])), error) for error in errors if not _caused_by_an_item(error, errors)]
-    loc, error = min(located, key=lambda pair: document.line_of(pair[0]))
-    return document.error(loc, _describe(error, loc, known_keys))
+    return [(loc, _describe(error, loc, known_keys)) for loc, error in located]
 
 
 def _caused_by_an_item(error: ErrorDetails, errors: Iterable[ErrorDetails]) -> bool:

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 import preflight.cli
 from preflight.inventory import Inventory, load_inventory
-from preflight.located_yaml import ConfigError
+from preflight.located_yaml import ConfigError, ConfigErrors
 from preflight.profiles import Profile, load_profiles
 
 PIN = "SHA256:" + "A" * 43
@@ -272,7 +272,7 @@ BROKEN = [
                 2222:
                   password: x
         """,
-        "inventory.yaml:8: hosts[0].ssh.per_port[2222].password: unknown key; "
+        "inventory.yaml:8: hosts[0].ssh.per_port.2222.password: unknown key; "
         "expected one of: root_password, key_file, key_passphrase",
         id="unknown-per-port-key",
     ),
@@ -415,7 +415,7 @@ BROKEN = [
               per_port:
                 0: {root_password: x}
         """,
-        "inventory.yaml:7: hosts[0].ssh.per_port[0]: must be 1-65535",
+        "inventory.yaml:7: hosts[0].ssh.per_port.0: must be 1-65535",
         id="per-port-zero",
     ),
     pytest.param(
@@ -428,7 +428,7 @@ BROKEN = [
               per_port:
                 70000: {root_password: x}
         """,
-        "inventory.yaml:7: hosts[0].ssh.per_port[70000]: must be 1-65535",
+        "inventory.yaml:7: hosts[0].ssh.per_port.70000: must be 1-65535",
         id="per-port-70000",
     ),
     pytest.param(
@@ -441,7 +441,7 @@ BROKEN = [
               per_port:
                 2222: {root_password: x}
         """,
-        "inventory.yaml:7: hosts[0].ssh.per_port[2222]: is not an SSH port of pbxware (2020)",
+        "inventory.yaml:7: hosts[0].ssh.per_port.2222: is not an SSH port of pbxware (2020)",
         id="per-port-not-an-ssh-port-of-pbxware",
     ),
     pytest.param(
@@ -454,7 +454,7 @@ BROKEN = [
               per_port:
                 443: {root_password: x}
         """,
-        "inventory.yaml:7: hosts[0].ssh.per_port[443]: is not an SSH port of serverware (2020, 2222)",
+        "inventory.yaml:7: hosts[0].ssh.per_port.443: is not an SSH port of serverware (2020, 2222)",
         id="per-port-a-web-port",
     ),
     pytest.param(
@@ -541,7 +541,8 @@ BROKEN = [
             ssh:
               root_password: 123456
         """,
-        "inventory.yaml:6: hosts[0].ssh.root_password: must be a string",
+        "inventory.yaml:6: hosts[0].ssh.root_password: YAML read the value as a number, not text; "
+        "quote the value: root_password: '...'",
         id="password-a-number",
     ),
     pytest.param(
@@ -662,7 +663,8 @@ BROKEN = [
         hosts:
           - address: 192.0.2.10
         """,
-        "inventory.yaml:3: defaults.name: cannot be a default; every host sets its own",
+        "inventory.yaml:3: defaults.name: cannot be a default; every host sets its own\n"
+        "inventory.yaml:5: hosts[0].name: is required",
         id="name-in-defaults",
     ),
     pytest.param(
@@ -673,7 +675,8 @@ BROKEN = [
           - name: pbx1
             product: pbxware
         """,
-        "inventory.yaml:2: defaults.address: cannot be a default; every host sets its own",
+        "inventory.yaml:2: defaults.address: cannot be a default; every host sets its own\n"
+        "inventory.yaml:4: hosts[0].address: is required",
         id="address-in-defaults",
     ),
     pytest.param(
@@ -743,7 +746,7 @@ BROKEN = [
           - {name: sw1, product: serverware, address: 192.0.2.20}
           - {name: pbx1, product: pbxware, address: 192.0.2.10}
         """,
-        "inventory.yaml:4: defaults.ssh.per_port[2222]: is not an SSH port of pbxware (2020)",
+        "inventory.yaml:4: defaults.ssh.per_port.2222: is not an SSH port of pbxware (2020)",
         id="defaults-per-port-not-an-ssh-port-of-one-host",
     ),
 ]
@@ -756,7 +759,6 @@ def test_broken_inventory_reports_file_line_and_field(
     expected = message.replace("<dir>", str(tmp_path.resolve()))
 
     assert _error(tmp_path, text, profiles) == expected
-    assert "\n" not in expected
 
 
 def test_file_that_is_not_utf8_is_a_located_error(tmp_path: Path, profiles: Mapping[str, Profile]) -> None:
@@ -775,23 +777,31 @@ def test_file_that_is_not_utf8_is_a_located_error(tmp_path: Path, profiles: Mapp
     [
         pytest.param(
             "ssh:\n  root_password: 918273645",
-            "inventory.yaml:6: hosts[0].ssh.root_password: must be a string",
+            "inventory.yaml:6: hosts[0].ssh.root_password: YAML read the value as a number, not text; "
+            "quote the value: root_password: '...'",
             id="ssh",
         ),
         pytest.param(
             "ssh:\n  key_passphrase: 918273645",
-            "inventory.yaml:6: hosts[0].ssh.key_passphrase: must be a string",
+            "inventory.yaml:6: hosts[0].ssh.key_passphrase: YAML read the value as a number, not text; "
+            "quote the value: key_passphrase: '...'",
             id="key-passphrase",
         ),
         pytest.param(
-            "gui:\n  password: 918273645", "inventory.yaml:6: hosts[0].gui.password: must be a string", id="gui"
+            "gui:\n  password: 918273645",
+            "inventory.yaml:6: hosts[0].gui.password: YAML read the value as a number, not text; "
+            "quote the value: password: '...'",
+            id="gui",
         ),
         pytest.param(
-            "gui:\n  password: [918273645]", "inventory.yaml:6: hosts[0].gui.password: must be a string", id="gui-list"
+            "gui:\n  password: [918273645]",
+            "inventory.yaml:6: hosts[0].gui.password: must be text, not a list; quote the value: password: '...'",
+            id="gui-list",
         ),
         pytest.param(
             "ssh:\n  per_port:\n    2020:\n      root_password: 918273645",
-            "inventory.yaml:8: hosts[0].ssh.per_port[2020].root_password: must be a string",
+            "inventory.yaml:8: hosts[0].ssh.per_port.2020.root_password: YAML read the value as a number, not text; "
+            "quote the value: root_password: '...'",
             id="per-port",
         ),
     ],
@@ -1086,4 +1096,255 @@ def test_aliases_that_expand_without_bound_are_refused(tmp_path: Path, profiles:
 
     assert (
         _error(tmp_path, text, profiles) == "inventory.yaml:1: top level: the file expands to more than 1000000 values"
+    )
+
+
+# --- mistakes YAML would let pass without a word ---------------------------------------------------------------------
+
+HOST = "hosts:\n  - name: pbx1\n    product: pbxware\n    address: 192.0.2.10\n"
+
+
+@pytest.mark.parametrize(
+    ("section", "environ", "message"),
+    [
+        pytest.param(
+            "gui:\n  password: pass #word",
+            {},
+            "inventory.yaml:6: hosts[0].gui.password: YAML read the text after ' #' as a comment and cut the value "
+            "there; quote the value: password: '...'",
+            id="cut-at-hash",
+        ),
+        pytest.param(
+            "gui:\n  password: #secret",
+            {},
+            "inventory.yaml:6: hosts[0].gui.password: YAML read the text after ' #' as a comment and cut the value "
+            "there; quote the value: password: '...'",
+            id="all-of-it-a-comment",
+        ),
+        pytest.param(
+            "ssh:\n  per_port:\n    2020: {root_password: pass #word\n      }",
+            {},
+            "inventory.yaml:7: hosts[0].ssh.per_port.2020.root_password: YAML read the text after ' #' as a comment "
+            "and cut the value there; quote the value: root_password: '...'",
+            id="cut-at-hash-per-port",
+        ),
+        pytest.param(
+            "ssh:\n  root_password:",
+            {},
+            "inventory.yaml:6: hosts[0].ssh.root_password: is empty; write the secret, quote the value: "
+            "root_password: '...', or as ${ENV_VAR}, or remove the key",
+            id="empty",
+        ),
+        pytest.param(
+            "ssh:\n  key_passphrase: ''",
+            {},
+            "inventory.yaml:6: hosts[0].ssh.key_passphrase: is empty; write the secret, quote the value: "
+            "key_passphrase: '...', or as ${ENV_VAR}, or remove the key",
+            id="empty-quoted",
+        ),
+        pytest.param(
+            "ssh:\n  root_password: '   '",
+            {},
+            "inventory.yaml:6: hosts[0].ssh.root_password: is only whitespace; quote the value: root_password: '...'",
+            id="whitespace",
+        ),
+        pytest.param(
+            "ssh:\n  root_password: ${ROOT_PASSWORD}",
+            {"ROOT_PASSWORD": ""},
+            "inventory.yaml:6: hosts[0].ssh.root_password: environment variable ROOT_PASSWORD is empty or only "
+            "whitespace (host pbx1); set it to the secret",
+            id="env-empty",
+        ),
+        pytest.param(
+            "gui:\n  password: ${GUI_PASSWORD}",
+            {"GUI_PASSWORD": " \t "},
+            "inventory.yaml:6: hosts[0].gui.password: environment variable GUI_PASSWORD is empty or only "
+            "whitespace (host pbx1); set it to the secret",
+            id="env-whitespace",
+        ),
+        pytest.param(
+            "gui:\n  password: yes",
+            {},
+            "inventory.yaml:6: hosts[0].gui.password: YAML read the value as true or false (yes, no, on, off are "
+            "booleans too), not text; quote the value: password: '...'",
+            id="yes",
+        ),
+        pytest.param(
+            "gui:\n  password: true",
+            {},
+            "inventory.yaml:6: hosts[0].gui.password: YAML read the value as true or false (yes, no, on, off are "
+            "booleans too), not text; quote the value: password: '...'",
+            id="true",
+        ),
+        pytest.param(
+            "gui:\n  password: 12345",
+            {},
+            "inventory.yaml:6: hosts[0].gui.password: YAML read the value as a number, not text; "
+            "quote the value: password: '...'",
+            id="number",
+        ),
+    ],
+)
+def test_secret_yaml_would_misread_is_an_error_with_the_fix(
+    tmp_path: Path, profiles: Mapping[str, Profile], section: str, environ: Mapping[str, str], message: str
+) -> None:
+    text = HOST + textwrap.indent(section, "    ") + "\n"
+
+    error = _error(tmp_path, text, profiles, environ)
+
+    assert error == message
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        pytest.param(
+            "[2001:db8::10]",
+            "inventory.yaml:4: hosts[0].address: [2001:db8::10] is a YAML list; write the address without brackets: "
+            "2001:db8::10",
+            id="brackets-make-a-list",
+        ),
+        pytest.param(
+            "'[2001:db8::10]'",
+            "inventory.yaml:4: hosts[0].address: write the address without brackets: 2001:db8::10",
+            id="brackets-quoted",
+        ),
+        pytest.param(
+            "https://pbx.example.com/",
+            "inventory.yaml:4: hosts[0].address: https://pbx.example.com/ is a URL; write only the host name: "
+            "pbx.example.com",
+            id="url",
+        ),
+        pytest.param(
+            "pbx.example.com:443",
+            "inventory.yaml:4: hosts[0].address: pbx.example.com:443 names a port; write only the host name: "
+            "pbx.example.com (the profile sets the ports)",
+            id="host-and-port",
+        ),
+    ],
+)
+def test_address_written_as_a_url_or_list_names_the_value_and_the_fix(
+    tmp_path: Path, profiles: Mapping[str, Profile], address: str, message: str
+) -> None:
+    text = f"hosts:\n  - name: pbx1\n    product: pbxware\n    address: {address}\n"
+
+    assert _error(tmp_path, text, profiles) == message
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        pytest.param("gui:\n  password: 'pass #word'", id="quoted-hash"),
+        pytest.param("gui:\n  password: pass#word", id="hash-without-space-is-text"),
+        pytest.param("gui:\n  password: ${GUI_PASSWORD}   # from the vault", id="comment-after-a-reference"),
+    ],
+)
+def test_a_hash_that_yaml_keeps_or_a_comment_after_a_reference_is_fine(
+    tmp_path: Path, profiles: Mapping[str, Profile], section: str
+) -> None:
+    text = HOST + textwrap.indent(section, "    ") + "\n"
+
+    host = _load(tmp_path, text, profiles, {"GUI_PASSWORD": "from-the-vault"}).hosts[0]
+
+    assert host.gui.password is not None
+    assert host.gui.password.get_secret_value() in ("pass #word", "pass#word", "from-the-vault")
+
+
+def test_dollar_name_without_braces_and_a_short_password_are_warnings(
+    tmp_path: Path, profiles: Mapping[str, Profile]
+) -> None:
+    text = HOST + "    gui:\n      password: $PBX1_GUI_PASSWORD\n    ssh:\n      root_password: '2020'\n"
+
+    inventory = _load(tmp_path, text, profiles)
+
+    assert inventory.warnings == (
+        "inventory.yaml:6: hosts[0].gui.password: a $NAME without braces is taken literally, not read from the "
+        "environment: write ${PBX1_GUI_PASSWORD}, or $$ for a literal $",
+        "inventory.yaml:8: hosts[0].ssh.root_password: is shorter than 8 characters: easy to guess, and too short "
+        "for -v logs to mask it; use a longer one",
+    )
+
+
+def test_a_password_that_merely_starts_with_dollar_is_not_echoed_in_the_warning(
+    tmp_path: Path, profiles: Mapping[str, Profile]
+) -> None:
+    text = HOST + "    gui:\n      password: $tr0ngpassword\n"
+
+    (warning,) = _load(tmp_path, text, profiles).warnings
+
+    assert "tr0ng" not in warning
+    assert warning.endswith("write ${NAME}, or $$ for a literal $")
+
+
+def test_every_error_in_the_file_is_reported_sorted_by_line(tmp_path: Path, profiles: Mapping[str, Profile]) -> None:
+    text = """\
+        hosts:
+          - name: pbx1
+            product: pbxware
+            address: https://pbx1.example.com/
+            gui:
+              password: pass #word
+          - name: pbx2
+            product: pbxwar
+            address: 192.0.2.11
+            ssh:
+              root_password: ${PREFLIGHT_TEST_NEVER_SET}
+          - name: pbx1
+            product: pbxware
+            address: 192.0.2.12
+        """
+
+    with pytest.raises(ConfigErrors) as caught:
+        _load(tmp_path, text, profiles)
+
+    assert caught.value.lines == (
+        "inventory.yaml:4: hosts[0].address: https://pbx1.example.com/ is a URL; write only the host name: "
+        "pbx1.example.com",
+        "inventory.yaml:6: hosts[0].gui.password: YAML read the text after ' #' as a comment and cut the value "
+        "there; quote the value: password: '...'",
+        "inventory.yaml:8: hosts[1].product: must be one of: pbxware, serverware (got 'pbxwar')",
+        "inventory.yaml:11: hosts[1].ssh.root_password: environment variable PREFLIGHT_TEST_NEVER_SET is not set "
+        "(host pbx2)",
+    )
+    assert str(caught.value) == "\n".join(caught.value.lines)
+
+
+def test_a_file_full_of_errors_reports_the_first_fifty_and_how_many_more(
+    tmp_path: Path, profiles: Mapping[str, Profile]
+) -> None:
+    text = "hosts:\n" + "".join(f"  - {{name: h{index}, product: nope, address: 192.0.2.1}}\n" for index in range(60))
+
+    with pytest.raises(ConfigErrors) as caught:
+        _load(tmp_path, text, profiles)
+
+    lines = caught.value.lines
+    assert len(lines) == 51
+    assert lines[0].startswith("inventory.yaml:2: hosts[0].product: must be one of")
+    assert lines[49].startswith("inventory.yaml:51: hosts[49].product: must be one of")
+    assert lines[50] == "inventory.yaml: 10 more error(s) not shown; fix these first"
+
+
+def test_validate_prints_every_error_and_exits_2(tmp_path: Path) -> None:
+    _write(tmp_path, HOST.replace("192.0.2.10", "'[2001:db8::10]'") + "    gui:\n      password: pass #word\n")
+
+    run = _preflight(tmp_path, "validate", "inventory.yaml")
+
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "preflight: error: inventory.yaml:4: hosts[0].address: write the address without brackets: 2001:db8::10",
+        "preflight: error: inventory.yaml:6: hosts[0].gui.password: YAML read the text after ' #' as a comment and "
+        "cut the value there; quote the value: password: '...'",
+    ]
+
+
+def test_validate_prints_warnings_on_stderr_and_still_exits_0(tmp_path: Path) -> None:
+    path = _write(tmp_path, HOST + "    gui:\n      password: $PBX1_GUI_PASSWORD\n")
+    path.chmod(0o600)
+
+    run = _preflight(tmp_path, "validate", "inventory.yaml")
+
+    assert run.returncode == 0
+    assert run.stderr == (
+        "preflight: warning: inventory.yaml:6: hosts[0].gui.password: a $NAME without braces is taken literally, "
+        "not read from the environment: write ${PBX1_GUI_PASSWORD}, or $$ for a literal $\n"
     )
