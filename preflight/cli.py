@@ -154,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.ExitStack() as outputs:
             return _run(args, outputs)
     except (ConfigError, UsageError) as exc:
-        print(f"preflight: error: {exc}", file=sys.stderr)
+        # An inventory reports every error it has, one line each.
+        for line in str(exc).splitlines():
+            print(f"preflight: error: {line}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         # Only report writing does I/O outside the probes; the probes turn their own errors into findings.
@@ -173,8 +175,9 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     profiles = load_profiles(known_checks=frozenset(registry()))
     inventory = load_inventory(args.inventory, profiles)
     exposure = inventory.exposure_warning()
-    if exposure is not None:
-        print(f"preflight: warning: {exposure}", file=sys.stderr)
+    warnings = ((exposure,) if exposure else ()) + inventory.warnings
+    for warning in warnings:
+        print(f"preflight: warning: {warning}", file=sys.stderr)
     if args.command == "validate":
         print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
         return EXIT_READY
@@ -196,7 +199,7 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         raise UsageError("--tcp-method syn needs raw sockets: run as root or grant CAP_NET_RAW, or use connect")
     with progress_for(human, len(plans), args.quiet) as progress:
         report = run_plan(plans, timeout=args.timeout, concurrency=args.concurrency, on_host_done=progress.host_done)
-        report = replace(report, warnings=(exposure,) if exposure else (), inventory_sha256=inventory.sha256)
+        report = replace(report, warnings=warnings, inventory_sha256=inventory.sha256)
     progress.finish(report)
     if args.json == "-":
         sys.stdout.write(json_report.render(report))
