@@ -8,12 +8,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import NoReturn
 
 from preflight import __version__, known_hosts
 from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
 from preflight.options import RunOptions
+from preflight.output_files import OutputError, check_writable, refuse_collisions, write_atomically
 from preflight.plan import build_plan
 from preflight.portscan import METHODS, raw_sockets_allowed
 from preflight.probes import registry
@@ -135,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="check two throwaway hosts on loopback (no Docker, no root) and write demo reports"
     )
-    demo.add_argument("--out", type=Path, default=Path(), metavar="DIR", help="where to write the reports (default .)")
+    demo.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to write the reports, created if missing (default: this folder)"
+    )
 
     render = commands.add_parser(
         "render", help="render a saved JSON report again, after checking it against the schema"
@@ -182,10 +185,13 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
         return EXIT_READY
     inventory = _select_hosts(inventory, args.host)
-    # Report files are opened before any probe is sent, so a bad path costs nothing and exits 2.
-    json_file = None if args.json in (None, "-") else outputs.enter_context(_open_output("--json", Path(args.json)))
-    html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
-    junit_file = None if args.junit is None else outputs.enter_context(_open_output("--junit", args.junit))
+    # Report paths are checked before any probe is sent, so a bad path costs nothing and exits 2; the reports are
+    # written only at the end, whole, so an interrupted run leaves no part of one.
+    json_path = None if args.json in (None, "-") else Path(args.json)
+    _prepare_outputs(
+        [("the inventory", args.inventory), ("--known-hosts", args.known_hosts)],
+        [("--json", json_path), ("--html", args.html), ("--junit", args.junit)],
+    )
     if args.known_hosts is not None:
         _check_known_hosts(args.known_hosts)
     human = sys.stderr if args.json == "-" else sys.stdout
@@ -203,33 +209,45 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     progress.finish(report)
     if args.json == "-":
         sys.stdout.write(json_report.render(report))
-    if json_file is not None:
-        json_file.write(json_report.render(report))
+    if json_path is not None:
+        write_atomically(json_path, json_report.render(report))
         if not args.quiet:
             print(f"JSON report: {args.json}", file=human)
-    if html_file is not None:
-        html_file.write(html_report.render(report))
+    if args.html is not None:
+        write_atomically(args.html, html_report.render(report))
         if not args.quiet:
             print(f"HTML report: {args.html}", file=human)
-    if junit_file is not None:
-        junit_file.write(junit_report.render(report))
+    if args.junit is not None:
+        write_atomically(args.junit, junit_report.render(report))
         if not args.quiet:
             print(f"JUnit XML: {args.junit}", file=human)
     return EXIT_READY if report.ready else EXIT_NOT_READY
 
 
 def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
-    json_path, html_path = args.out / "demo-report.json", args.out / "demo-report.html"
-    json_file = outputs.enter_context(_open_output("--out", json_path))
-    html_file = outputs.enter_context(_open_output("--out", html_path))
+    folder = Path() if args.out is None else args.out
+    # Name --out only when it was given: a user who typed `preflight demo` never wrote it.
+    option = "demo: --out" if args.out is not None else "demo: the current folder"
+    if args.out is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{option} {folder}: cannot create the folder: {exc.strerror or exc}") from None
+    json_path, html_path = folder / "demo-report.json", folder / "demo-report.html"
+    try:
+        for path in (json_path, html_path):
+            check_writable(option, path)
+    except OutputError as exc:
+        hint = "" if args.out is not None else "; run it in a folder you can write to, or give --out DIR"
+        raise UsageError(f"{exc}{hint}") from None
     from preflight.demo import run_demo  # the demo servers load only for the demo
 
     print("preflight demo: an SSH server and an HTTPS Web GUI on loopback, and two demo hosts to check")
     with progress_for(sys.stdout, 2, quiet=False) as progress:
         report = run_demo(progress.host_done)
     progress.finish(report)
-    json_file.write(json_report.render(report))
-    html_file.write(html_report.render(report))
+    write_atomically(json_path, json_report.render(report))
+    write_atomically(html_path, html_report.render(report))
     print(f"HTML report: {html_path.resolve()}")
     print(f"JSON report: {json_path.resolve()}")
     return EXIT_READY
@@ -238,23 +256,26 @@ def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
 def _render_saved(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     if args.html is None and args.junit is None:
         raise UsageError("render: say what to write: --html PATH, --junit PATH, or both")
+    _prepare_outputs([("the report", args.report)], [("--html", args.html), ("--junit", args.junit)])
     document = json_report.load_document(args.report)
-    html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
-    junit_file = None if args.junit is None else outputs.enter_context(_open_output("--junit", args.junit))
-    if html_file is not None:
-        html_file.write(html_report.render_document(document))
+    if args.html is not None:
+        write_atomically(args.html, html_report.render_document(document))
         print(f"HTML report: {args.html}")
-    if junit_file is not None:
-        junit_file.write(junit_report.render_document(document))
+    if args.junit is not None:
+        write_atomically(args.junit, junit_report.render_document(document))
         print(f"JUnit XML: {args.junit}")
     return EXIT_READY
 
 
-def _open_output(option: str, path: Path) -> TextIO:
+def _prepare_outputs(inputs: Sequence[tuple[str, Path | None]], outputs: Sequence[tuple[str, Path | None]]) -> None:
+    """Refuse, before anything runs, an output that would overwrite an input or another output, or cannot be written."""
+    given = [(option, path) for option, path in outputs if path is not None]
     try:
-        return path.open("w", encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: cannot write: {exc.strerror}") from None
+        refuse_collisions([(label, path) for label, path in inputs if path is not None], given)
+        for option, path in given:
+            check_writable(option, path)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _check_known_hosts(path: Path) -> None:

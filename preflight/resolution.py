@@ -5,12 +5,16 @@ from __future__ import annotations
 import concurrent.futures
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from preflight.deadline import Deadline
 
-_resolver_pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
+# At most this many lookups at once; each runs on a daemon thread, so a stalled resolver never delays a Ctrl-C exit
+# (the interpreter joins a ThreadPoolExecutor's threads before it exits).
+_lookup_slots = threading.BoundedSemaphore(8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ def resolve(address: str, deadline: Deadline) -> Resolution:
     except ValueError:
         pass
     # AF_UNSPEC asks for both record types; an AAAA-only or A-only name still resolves.
-    future = _resolver_pool.submit(socket.getaddrinfo, address, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
+    future = _look_up_in_background(address)
     try:
         infos = future.result(timeout=deadline.remaining())
     except concurrent.futures.TimeoutError:
@@ -56,6 +60,20 @@ def resolve(address: str, deadline: Deadline) -> Resolution:
         return Resolution((), f"{address} could not be looked up ({type(exc).__name__})")
     unique = dict.fromkeys(str(info[4][0]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6))
     return Resolution(tuple(unique))
+
+
+def _look_up_in_background(address: str) -> concurrent.futures.Future[list[Any]]:
+    future: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
+
+    def look_up() -> None:
+        with _lookup_slots:
+            try:
+                future.set_result(socket.getaddrinfo(address, None, socket.AF_UNSPEC, socket.SOCK_STREAM))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+                future.set_exception(exc)
+
+    threading.Thread(target=look_up, daemon=True, name="resolve").start()
+    return future
 
 
 def source_address(ip: str) -> str | None:

@@ -6,10 +6,10 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from preflight import __version__
 from preflight.deadline import Deadline
@@ -49,7 +49,7 @@ def run_plan(
     """
     started_at = _utc_now()
     pinned = resolutions or {}
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="host") as pool:
+    with _DaemonPool(max(1, concurrency)) as pool:
         resolved = list(pool.map(lambda plan: _resolved(plan, timeout, pinned.get(plan.host.name)), plans))
         done = _run_in_bulk(resolved, timeout)
         if on_check_done is not None:
@@ -73,6 +73,71 @@ def run_plan(
         prober_addresses=tuple(sorted(address for address in sources if address)),
         hosts=hosts,
     )
+
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+# How often a waiting main thread wakes; Ctrl-C is seen at once, this only bounds a missed wake-up.
+_WAIT_SLICE_SECONDS = 0.1
+
+
+class _DaemonPool:
+    """`map` on at most `workers` daemon threads, for the run's hosts.
+
+    Unlike ThreadPoolExecutor, whose threads the interpreter joins at exit, a daemon thread still inside its deadline
+    never holds up a Ctrl-C, and the caller waits in short slices so the interrupt is seen at once.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._stop = threading.Event()
+
+    def __enter__(self) -> _DaemonPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+
+    def map(self, work: Callable[[_In], _Out], items: Iterable[_In]) -> list[_Out]:
+        """`work` of each item, in order; the first exception a work item raises is raised here."""
+        pending = list(enumerate(items))
+        results: dict[int, _Out] = {}
+        failures: list[BaseException] = []
+        lock = threading.Lock()
+        finished = threading.Event()
+
+        def serve() -> None:
+            while not self._stop.is_set():
+                with lock:
+                    if not pending:
+                        return
+                    index, item = pending.pop(0)
+                try:
+                    result = work(item)
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which raises it
+                    failures.append(exc)
+                    finished.set()
+                    return
+                with lock:
+                    results[index] = result
+                    if not pending and len(results) == count:
+                        finished.set()
+
+        count = len(pending)
+        if count == 0:
+            return []
+        for number in range(min(self._workers, count)):
+            threading.Thread(target=serve, daemon=True, name=f"host-{number}").start()
+        try:
+            while not finished.wait(_WAIT_SLICE_SECONDS):
+                pass
+        except BaseException:
+            self._stop.set()
+            raise
+        if failures:
+            self._stop.set()
+            raise failures[0]
+        return [results[index] for index in range(count)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import jsonschema
@@ -137,3 +142,141 @@ def test_json_dash_writes_the_report_to_stdout_and_the_summary_to_stderr(tmp_pat
     assert "is loopback" in public_ip["summary"]
     assert "127.0.0.1" in public_ip["evidence"]["resolved"]
     assert "1 host(s): 0 ready, 1 not ready" in completed.stderr
+
+
+# --- outputs that must not destroy or mislead ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["check", "inventory.yaml", "--html", "inventory.yaml"],
+            "preflight: error: --html inventory.yaml: is the same file as the inventory inventory.yaml; "
+            "write each output to its own path",
+        ),
+        (
+            ["check", "inventory.yaml", "--json", "./inventory.yaml"],
+            "preflight: error: --json inventory.yaml: is the same file as the inventory inventory.yaml; "
+            "write each output to its own path",
+        ),
+        (
+            ["check", "inventory.yaml", "--json", "r.out", "--html", "r.out"],
+            "preflight: error: --html r.out: is the same file as --json r.out; write each output to its own path",
+        ),
+        (
+            ["check", "inventory.yaml", "--html", "link.html", "--junit", "r.xml"],
+            "preflight: error: --junit r.xml: is the same file as --html link.html; write each output to its own path",
+        ),
+        (
+            ["check", "inventory.yaml", "--junit", "known_hosts", "--known-hosts", "known_hosts"],
+            "preflight: error: --junit known_hosts: is the same file as --known-hosts known_hosts; "
+            "write each output to its own path",
+        ),
+        (
+            ["render", "saved.json", "--html", "saved.json"],
+            "preflight: error: --html saved.json: is the same file as the report saved.json; "
+            "write each output to its own path",
+        ),
+        (
+            ["render", "saved.json", "--html", "r.html", "--junit", "r.html"],
+            "preflight: error: --junit r.html: is the same file as --html r.html; write each output to its own path",
+        ),
+    ],
+)
+def test_an_output_that_is_an_input_or_another_output_is_refused_before_anything_runs(
+    tmp_path: Path, inventory: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "r.xml").write_text("old junit\n")
+    (tmp_path / "link.html").symlink_to(tmp_path / "r.xml")
+    (tmp_path / "saved.json").write_text("{}\n")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+
+    completed = _preflight(*args, cwd=tmp_path)
+
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [message]
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
+
+
+def test_reports_are_written_whole_and_leave_no_temporary_files(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(VALID.replace("127.0.0.1", "localhost"))
+    (tmp_path / "r.json").write_text("the previous report\n")
+
+    completed = _preflight(
+        "check", "inventory.yaml", "--only", "public-ip", "--json", "r.json", "--html", "r.html", cwd=tmp_path
+    )
+
+    assert completed.returncode == 1, completed.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["hosts"] == 1
+    assert (tmp_path / "r.html").read_text().rstrip().endswith("</html>")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["inventory.yaml", "r.html", "r.json"]
+
+
+def _stalling_ssh_port() -> tuple[str, socket.socket]:
+    """A listener on port 2020 of a loopback address of its own, that accepts and never says a word."""
+    for attempt in range(20):
+        address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        listener = socket.socket()
+        try:
+            listener.bind((address, 2020))
+        except OSError:
+            listener.close()
+            continue
+        listener.listen(16)
+        return address, listener
+    pytest.skip(f"no free loopback address for port 2020 after {attempt + 1} tries")
+
+
+def test_one_ctrl_c_stops_a_stalled_run_at_once_and_writes_nothing(tmp_path: Path) -> None:
+    address, listener = _stalling_ssh_port()
+    held: list[socket.socket] = []
+    accepted = threading.Event()
+
+    def hold() -> None:
+        listener.settimeout(0.2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            held.append(connection)
+            if len(held) >= 2:  # the port scan's connect, then the service check waiting for a banner
+                accepted.set()
+
+    threading.Thread(target=hold, daemon=True).start()
+    (tmp_path / "inventory.yaml").write_text(
+        f"hosts:\n  - {{name: stalls, product: pbxware, address: {address}, require_public_ip: false}}\n"
+    )
+    (tmp_path / "r.json").write_text("the previous report\n")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "preflight", "check", "inventory.yaml", "--only", "tcp,service", "--tcp-method",
+         "connect", "--timeout", "30", "--json", "r.json", "--html", "r.html", "--junit", "r.xml"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert accepted.wait(30), "the service check never connected"
+        time.sleep(0.3)
+        assert run.poll() is None, "the run ended before it was interrupted"
+        interrupted_at = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        _, stderr = run.communicate(timeout=10)
+        elapsed = time.monotonic() - interrupted_at
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+        listener.close()
+        for connection in held:
+            connection.close()
+
+    assert run.returncode == 130, stderr
+    assert elapsed < 1.5
+    assert stderr.splitlines()[-1] == "preflight: interrupted"
+    assert "Traceback" not in stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["inventory.yaml", "r.json"]
+    assert (tmp_path / "r.json").read_text() == "the previous report\n"
