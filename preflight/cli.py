@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
-from preflight import __version__, known_hosts
+from preflight import __version__, known_hosts, signing
 from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
 from preflight.options import RunOptions
-from preflight.output_files import OutputError, check_writable, refuse_collisions, write_atomically
 from preflight.plan import build_plan
 from preflight.portscan import METHODS, raw_sockets_allowed
 from preflight.probes import registry
@@ -129,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send no password to an SSH host whose key is not yet in the known_hosts file or pinned in the inventory",
     )
+    check.add_argument(
+        "--sign",
+        type=Path,
+        metavar="KEYFILE",
+        help="sign the JSON report with this unencrypted Ed25519 OpenSSH private key (created 0600, with KEYFILE.pub, "
+        "if absent) and write the SSH signature to PATH.sig; needs --json PATH",
+    )
 
     validate = commands.add_parser("validate", help="check an inventory file without probing anything")
     validate.add_argument("inventory", type=Path, metavar="INVENTORY")
@@ -136,9 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="check two throwaway hosts on loopback (no Docker, no root) and write demo reports"
     )
-    demo.add_argument(
-        "--out", type=Path, metavar="DIR", help="where to write the reports, created if missing (default: this folder)"
-    )
+    demo.add_argument("--out", type=Path, default=Path(), metavar="DIR", help="where to write the reports (default .)")
 
     render = commands.add_parser(
         "render", help="render a saved JSON report again, after checking it against the schema"
@@ -146,6 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("report", type=Path, metavar="REPORT.json")
     render.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report to PATH")
     render.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML to PATH")
+
+    verify = commands.add_parser(
+        "verify", help="check a report's SSH signature: exit 0 valid, 1 invalid, 2 usage (as ssh-keygen -Y verify)"
+    )
+    verify.add_argument("report", type=Path, metavar="REPORT.json")
+    verify.add_argument(
+        "--signature", type=Path, metavar="SIG", help="the armored SSH signature (default REPORT.json.sig)"
+    )
+    verify.add_argument(
+        "--key",
+        type=Path,
+        metavar="PUBKEY",
+        help="the trusted public key: a .pub file or an allowed_signers line; required unless "
+        "$XDG_STATE_HOME/preflight/signing_key.pub (else ~/.local/state/preflight/signing_key.pub) exists, "
+        "which is then the default",
+    )
     return parser
 
 
@@ -175,6 +195,8 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         return _render_saved(args, outputs)
     if args.command == "demo":
         return _demo(args, outputs)
+    if args.command == "verify":
+        return _verify(args)
     profiles = load_profiles(known_checks=frozenset(registry()))
     inventory = load_inventory(args.inventory, profiles)
     exposure = inventory.exposure_warning()
@@ -185,13 +207,11 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
         return EXIT_READY
     inventory = _select_hosts(inventory, args.host)
-    # Report paths are checked before any probe is sent, so a bad path costs nothing and exits 2; the reports are
-    # written only at the end, whole, so an interrupted run leaves no part of one.
-    json_path = None if args.json in (None, "-") else Path(args.json)
-    _prepare_outputs(
-        [("the inventory", args.inventory), ("--known-hosts", args.known_hosts)],
-        [("--json", json_path), ("--html", args.html), ("--junit", args.junit)],
-    )
+    # Report files are opened before any probe is sent, so a bad path costs nothing and exits 2.
+    sign_json = None if args.sign is None else _json_signer(args, outputs)
+    json_file = None if args.json in (None, "-") else outputs.enter_context(_open_output("--json", Path(args.json)))
+    html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
+    junit_file = None if args.junit is None else outputs.enter_context(_open_output("--junit", args.junit))
     if args.known_hosts is not None:
         _check_known_hosts(args.known_hosts)
     human = sys.stderr if args.json == "-" else sys.stdout
@@ -209,45 +229,36 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     progress.finish(report)
     if args.json == "-":
         sys.stdout.write(json_report.render(report))
-    if json_path is not None:
-        write_atomically(json_path, json_report.render(report))
+    if json_file is not None:
+        json_text = json_report.render(report)
+        json_file.write(json_text)
         if not args.quiet:
             print(f"JSON report: {args.json}", file=human)
-    if args.html is not None:
-        write_atomically(args.html, html_report.render(report))
+        if sign_json is not None:
+            sign_json(json_text)
+    if html_file is not None:
+        html_file.write(html_report.render(report))
         if not args.quiet:
             print(f"HTML report: {args.html}", file=human)
-    if args.junit is not None:
-        write_atomically(args.junit, junit_report.render(report))
+    if junit_file is not None:
+        junit_file.write(junit_report.render(report))
         if not args.quiet:
             print(f"JUnit XML: {args.junit}", file=human)
     return EXIT_READY if report.ready else EXIT_NOT_READY
 
 
 def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
-    folder = Path() if args.out is None else args.out
-    # Name --out only when it was given: a user who typed `preflight demo` never wrote it.
-    option = "demo: --out" if args.out is not None else "demo: the current folder"
-    if args.out is not None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"{option} {folder}: cannot create the folder: {exc.strerror or exc}") from None
-    json_path, html_path = folder / "demo-report.json", folder / "demo-report.html"
-    try:
-        for path in (json_path, html_path):
-            check_writable(option, path)
-    except OutputError as exc:
-        hint = "" if args.out is not None else "; run it in a folder you can write to, or give --out DIR"
-        raise UsageError(f"{exc}{hint}") from None
+    json_path, html_path = args.out / "demo-report.json", args.out / "demo-report.html"
+    json_file = outputs.enter_context(_open_output("--out", json_path))
+    html_file = outputs.enter_context(_open_output("--out", html_path))
     from preflight.demo import run_demo  # the demo servers load only for the demo
 
     print("preflight demo: an SSH server and an HTTPS Web GUI on loopback, and two demo hosts to check")
     with progress_for(sys.stdout, 2, quiet=False) as progress:
         report = run_demo(progress.host_done)
     progress.finish(report)
-    write_atomically(json_path, json_report.render(report))
-    write_atomically(html_path, html_report.render(report))
+    json_file.write(json_report.render(report))
+    html_file.write(html_report.render(report))
     print(f"HTML report: {html_path.resolve()}")
     print(f"JSON report: {json_path.resolve()}")
     return EXIT_READY
@@ -256,26 +267,72 @@ def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
 def _render_saved(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     if args.html is None and args.junit is None:
         raise UsageError("render: say what to write: --html PATH, --junit PATH, or both")
-    _prepare_outputs([("the report", args.report)], [("--html", args.html), ("--junit", args.junit)])
     document = json_report.load_document(args.report)
-    if args.html is not None:
-        write_atomically(args.html, html_report.render_document(document))
+    html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
+    junit_file = None if args.junit is None else outputs.enter_context(_open_output("--junit", args.junit))
+    if html_file is not None:
+        html_file.write(html_report.render_document(document))
         print(f"HTML report: {args.html}")
-    if args.junit is not None:
-        write_atomically(args.junit, junit_report.render_document(document))
+    if junit_file is not None:
+        junit_file.write(junit_report.render_document(document))
         print(f"JUnit XML: {args.junit}")
     return EXIT_READY
 
 
-def _prepare_outputs(inputs: Sequence[tuple[str, Path | None]], outputs: Sequence[tuple[str, Path | None]]) -> None:
-    """Refuse, before anything runs, an output that would overwrite an input or another output, or cannot be written."""
-    given = [(option, path) for option, path in outputs if path is not None]
+def _verify(args: argparse.Namespace) -> int:
+    signature_path = args.signature or Path(f"{args.report}.sig")
+    key_path = args.key or signing.public_key_path(signing.default_signing_key_path())
+    if args.key is None and not key_path.exists():
+        raise UsageError(f"verify: say which key to trust with --key PUBKEY (there is no default key at {key_path})")
+    data = _read_input(args.report)
+    signature = _read_input(signature_path)
     try:
-        refuse_collisions([(label, path) for label, path in inputs if path is not None], given)
-        for option, path in given:
-            check_writable(option, path)
-    except OutputError as exc:
+        trusted = signing.load_public_key(key_path)
+    except signing.SigningError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        signing.verify(data, signature, trusted)
+    except signing.SignatureError as exc:
+        print(f"{args.report}: INVALID: {exc}", file=sys.stderr)
+        return EXIT_NOT_READY
+    print(f"{args.report}: valid signature by {signing.fingerprint(trusted)}")
+    return EXIT_READY
+
+
+def _read_input(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _json_signer(args: argparse.Namespace, outputs: contextlib.ExitStack) -> Callable[[str], None]:
+    if args.json in (None, "-"):
+        raise UsageError("--sign needs --json PATH: the signature is over the bytes of that file")
+    try:
+        key = signing.load_or_create_signing_key(args.sign)
+    except signing.SigningError as exc:
+        raise UsageError(f"--sign {exc}") from None
+    signature_path = Path(f"{args.json}.sig")
+    try:
+        signature_file = outputs.enter_context(signature_path.open("wb"))
+    except OSError as exc:
+        raise UsageError(f"--sign {signature_path}: cannot write: {exc.strerror}") from None
+
+    def sign_json(json_text: str) -> None:
+        # The JSON file is written as UTF-8 with no newline translation, so these are the bytes on disk.
+        signature_file.write(signing.sign(json_text.encode("utf-8"), key))
+        if not args.quiet:
+            print(f"Signature: {signature_path}")
+
+    return sign_json
+
+
+def _open_output(option: str, path: Path) -> TextIO:
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write: {exc.strerror}") from None
 
 
 def _check_known_hosts(path: Path) -> None:
