@@ -1,0 +1,155 @@
+"""/api/v1: JSON in, JSON out. Submissions need a bearer token; a check's id is the capability to read it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from preflight import __version__
+from preflight.service import accounts
+from preflight.service.intake import MAX_TEXT, IntakeError, from_document
+from preflight.service.pages import client_of, service_of
+from preflight.service.policy import RateLimited
+
+BODY_KEYS = ("ticket", "contact", "inventory")
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def create_check(request: Request) -> Response:
+    service = service_of(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    owner = accounts.token_owner(service.store, token.strip()) if scheme.lower() == "bearer" else None
+    if owner is None:
+        return error(401, "a valid API token is required: Authorization: Bearer <token> (preflight tokens add NAME)",
+                     {"WWW-Authenticate": 'Bearer realm="preflight"'})
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return error(400, f"the body is not JSON: {exc}")
+    if not isinstance(body, dict):
+        return error(400, "the body must be a JSON object with 'ticket' and 'inventory'")
+    unknown = sorted(set(body) - set(BODY_KEYS))
+    if unknown:
+        return error(422, f"{unknown[0]}: unknown key; expected one of: {', '.join(BODY_KEYS)}")
+    ticket, contact = body.get("ticket", ""), body.get("contact", "")
+    if not isinstance(ticket, str) or not ticket.strip() or len(ticket) > MAX_TEXT:
+        return error(422, f"ticket: must be the ticket reference, a string of 1 to {MAX_TEXT} characters")
+    if not isinstance(contact, str) or len(contact) > 320:
+        return error(422, "contact: must be an e-mail address (a string of at most 320 characters)")
+    if "inventory" not in body:
+        return error(422, "inventory: is required (the YAML inventory's shape: defaults, hosts)")
+    try:
+        submission = from_document(body["inventory"], service.profiles, service.policy, service.config.max_hosts)
+        check_id = service.submit(
+            submission,
+            ticket=ticket.strip(),
+            contact=contact.strip(),
+            source="api",
+            submitted_by=owner,
+            client=client_of(request),
+            limit_client=True,
+        )
+    except IntakeError as exc:
+        return error(422, str(exc))
+    except RateLimited as exc:
+        return error(429, str(exc), {"Retry-After": str(exc.retry_after)})
+    return JSONResponse({"id": check_id, "status_url": f"/api/v1/checks/{check_id}"}, status_code=202,
+                        headers={"Location": f"/api/v1/checks/{check_id}"})
+
+
+async def get_check(request: Request) -> Response:
+    view = service_of(request).view(request.path_params["check_id"])
+    if view is None:
+        return error(404, "no such check")
+    row = view["row"]
+    return JSONResponse({
+        "id": row.id,
+        "state": row.state,
+        "ticket": row.ticket,
+        "progress": {"done": row.done, "total": row.total},
+        "checked_from": view["egress"],
+        "results": [
+            {"host": result.host, "id": result.result_id, "status": result.status, "summary": result.summary}
+            for result in view["results"]
+        ],
+        "error": row.error,
+        "report": view["report"],
+        "links": {
+            "page": f"/checks/{row.id}",
+            "report_json": f"/api/v1/checks/{row.id}/report.json",
+            "signature": f"/api/v1/checks/{row.id}/report.json.sig",
+            "report_html": f"/api/v1/checks/{row.id}/report.html",
+        },
+    })
+
+
+async def signing_key(request: Request) -> Response:
+    return PlainTextResponse(service_of(request).public_key_line + "\n")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_ID = [{"name": "check_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "preflight service", "version": __version__,
+             "description": "Checks PBXware and SERVERware hosts from support's network and signs the reports."},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "paths": {
+        "/api/v1/checks": {"post": {
+            "summary": "Queue a check of the hosts of an inventory",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": True, **_json({
+                "type": "object", "required": ["ticket", "inventory"], "additionalProperties": False,
+                "properties": {
+                    "ticket": {"type": "string", "maxLength": MAX_TEXT},
+                    "contact": {"type": "string", "maxLength": 320},
+                    "inventory": {"type": "object", "description": "The YAML inventory's shape (defaults, hosts), "
+                                  "secrets inline; key files are not accepted."},
+                }})},
+            "responses": {
+                "202": {"description": "Queued", **_json({"type": "object", "required": ["id", "status_url"],
+                        "properties": {"id": {"type": "string"}, "status_url": {"type": "string"}}})},
+                "400": {"description": "The body is not a JSON object", **_json(_ERROR)},
+                "401": {"description": "No valid token", **_json(_ERROR)},
+                "413": {"description": "The body is over the size limit", **_json(_ERROR)},
+                "422": {"description": "An inventory error or a refused target, in one line", **_json(_ERROR)},
+                "429": {"description": "Over a rate limit; see Retry-After", **_json(_ERROR)},
+            }}},
+        "/api/v1/checks/{check_id}": {"get": {
+            "summary": "A check's state, progress and (when done) its report", "parameters": _ID,
+            "responses": {"200": {"description": "The check", **_json({"type": "object", "properties": {
+                "id": {"type": "string"},
+                "state": {"enum": ["queued", "running", "done", "failed"]},
+                "progress": {"type": "object", "properties": {"done": {"type": "integer"},
+                                                              "total": {"type": "integer"}}},
+                "report": {"type": ["object", "null"], "description": "The report document (report.schema.json)"},
+            }})}, "404": {"description": "No such check", **_json(_ERROR)}}}},
+        "/api/v1/checks/{check_id}/report.json": {"get": {
+            "summary": "The report, the exact bytes that were signed", "parameters": _ID,
+            "responses": {"200": {"description": "The report"}, "404": {"description": "Not done"}}}},
+        "/api/v1/checks/{check_id}/report.json.sig": {"get": {
+            "summary": "The SSH signature (namespace preflight-report) of report.json", "parameters": _ID,
+            "responses": {"200": {"description": "Armored SSH signature"}, "404": {"description": "Not done"}}}},
+        "/api/v1/checks/{check_id}/report.html": {"get": {
+            "summary": "The report as a page", "parameters": _ID,
+            "responses": {"200": {"description": "HTML"}, "404": {"description": "Not done"}}}},
+        "/api/v1/signing-key": {"get": {
+            "summary": "The service's public key, one line in OpenSSH format",
+            "responses": {"200": {"description": "ssh-ed25519 AAAA... preflight"}}}},
+    },
+}

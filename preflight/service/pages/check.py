@@ -1,0 +1,59 @@
+"""`/checks/<id>`: one check's progress, then its verdict, every failure with its fix, and the signed report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from preflight.render import html as html_report
+from preflight.service.middleware import REPORT_CSP
+from preflight.service.pages import page, service_of
+from preflight.service.store import ENDED
+
+NOT_FOUND = "No check has this address. Check the link you were given."
+
+
+async def show(request: Request) -> Response:
+    view = service_of(request).view(request.path_params["check_id"])
+    if view is None:
+        return page(request, "message.html.j2", {"title": "No such check", "message": NOT_FOUND}, status=404)
+    return page(request, "check.html.j2", {**view, "failures": failures(view["report"]),
+                                           "ended": view["row"].state in ENDED})
+
+
+def failures(report: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every check that did not pass, per host, in the report's order (a port before the login that needs it)."""
+    if report is None:
+        return []
+    return [
+        {"host": host["name"], **check}
+        for host in report["hosts"]
+        for check in host["checks"]
+        if check["status"] != "pass"
+    ]
+
+
+async def report_json(request: Request) -> Response:
+    row = service_of(request).store.get(request.path_params["check_id"])
+    if row is None or row.report_json is None:
+        return PlainTextResponse("no report (yet) for this check\n", status_code=404)
+    # The exact bytes that were signed: never re-serialized.
+    return Response(row.report_json.encode(), media_type="application/json",
+                    headers={"Content-Disposition": 'inline; filename="report.json"'})
+
+
+async def report_signature(request: Request) -> Response:
+    row = service_of(request).store.get(request.path_params["check_id"])
+    if row is None or row.report_sig is None:
+        return PlainTextResponse("no report (yet) for this check\n", status_code=404)
+    return PlainTextResponse(row.report_sig, headers={"Content-Disposition": 'inline; filename="report.json.sig"'})
+
+
+async def report_html(request: Request) -> Response:
+    view = service_of(request).view(request.path_params["check_id"])
+    if view is None or view["report"] is None:
+        return PlainTextResponse("no report (yet) for this check\n", status_code=404)
+    return Response(html_report.render_document(view["report"]), media_type="text/html; charset=utf-8",
+                    headers={"Content-Security-Policy": REPORT_CSP})

@@ -1,0 +1,387 @@
+"""The service's records (check requests, their progress and signed reports, accounts, tokens) in SQLAlchemy.
+
+SQLite is the embedded default; PostgreSQL works through the same models. The schema is Alembic's
+(`migrations/`), applied when the service starts; nothing here creates a table.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+ENDED = (DONE, FAILED)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CheckRow(Base):
+    """One request to check the hosts of one inventory, from submission to its signed report."""
+
+    __tablename__ = "checks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket: Mapped[str] = mapped_column(String(200), default="")
+    contact: Mapped[str] = mapped_column(String(320), default="")
+    source: Mapped[str] = mapped_column(String(16))  # "web", "api" or "support"
+    submitted_by: Mapped[str] = mapped_column(String(200), default="")
+    client_address: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    product: Mapped[str] = mapped_column(String(64), default="")
+    # What the hosts are, without a secret: "name address" per line, for the dashboard and its filter.
+    hosts_text: Mapped[str] = mapped_column(Text, default="")
+    vantage: Mapped[str] = mapped_column(String(64), default="")
+    egress_address: Mapped[str] = mapped_column(String(64), default="")
+    # The inventory with its passwords, encrypted; erased when the check ends.
+    sealed_inventory: Mapped[bytes | None] = mapped_column(LargeBinary)
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    report_json: Mapped[str | None] = mapped_column(Text)
+    report_sig: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CheckTargetRow(Base):
+    """An address a check was allowed to probe, pinned at submission (the per-target rate limit counts these)."""
+
+    __tablename__ = "check_targets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    check_id: Mapped[str] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class CheckResultRow(Base):
+    """One finished check of one host, stored as it ends so the pages can show progress."""
+
+    __tablename__ = "check_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    check_id: Mapped[str] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    result_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    remediation: Mapped[str] = mapped_column(Text, default="")
+
+
+class ProbeRow(Base):
+    """Every address the service started to probe: the audit trail that proves what it never touched."""
+
+    __tablename__ = "probes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    check_id: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UserRow(Base):
+    """A support engineer who may open /support; the password is an argon2 hash."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TokenRow(Base):
+    """An API token; only its SHA-256 is kept, and its first characters to tell tokens apart."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True, slots=True)
+class NewCheck:
+    """What a submission hands to the store: the public facts and the sealed inventory."""
+
+    ticket: str
+    contact: str
+    source: str
+    submitted_by: str
+    client_address: str
+    product: str
+    targets: Sequence[tuple[str, str]]  # (host name, pinned address)
+    total: int
+    sealed_inventory: bytes
+    vantage: str
+    egress_address: str
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def engine_url(url: str) -> str:
+    """SQLAlchemy's URL for what the operator typed: `postgresql://` means psycopg 3, the driver we ship."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and secure_delete, so erased secrets are zeroed."""
+    url = engine_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA secure_delete=ON")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite gives back naive datetimes; every time stored here is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class Store:
+    """Every read and write the service and its jobs make; one short transaction each."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._claim_lock = threading.Lock()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # Checks ---------------------------------------------------------------------------------------------------
+    def create_check(self, new: NewCheck) -> str:
+        """Store a submission as queued; its id is the capability that opens its pages."""
+        check_id = secrets.token_urlsafe(24)
+        now = utc_now()
+        with self.session() as session:
+            session.add(
+                CheckRow(
+                    id=check_id,
+                    ticket=new.ticket,
+                    contact=new.contact,
+                    source=new.source,
+                    submitted_by=new.submitted_by,
+                    client_address=new.client_address,
+                    created_at=now,
+                    state=QUEUED,
+                    attempts=0,
+                    total=new.total,
+                    done=0,
+                    product=new.product,
+                    hosts_text="\n".join(f"{name} {address}" for name, address in new.targets),
+                    vantage=new.vantage,
+                    egress_address=new.egress_address,
+                    sealed_inventory=new.sealed_inventory,
+                )
+            )
+            session.flush()
+            for name, address in new.targets:
+                session.add(CheckTargetRow(check_id=check_id, host=name, address=address, created_at=now))
+        return check_id
+
+    def get(self, check_id: str) -> CheckRow | None:
+        with self.session() as session:
+            return session.get(CheckRow, check_id)
+
+    def targets(self, check_id: str) -> list[tuple[str, str]]:
+        with self.session() as session:
+            rows = session.scalars(select(CheckTargetRow).where(CheckTargetRow.check_id == check_id))
+            return [(row.host, row.address) for row in rows]
+
+    def results(self, check_id: str) -> list[CheckResultRow]:
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(CheckResultRow).where(CheckResultRow.check_id == check_id).order_by(CheckResultRow.id)
+                )
+            )
+
+    def claim_next(self) -> CheckRow | None:
+        """The oldest queued check, now marked running (one claimer at a time in this process)."""
+        with self._claim_lock, self.session() as session:
+            row = session.scalars(
+                select(CheckRow).where(CheckRow.state == QUEUED).order_by(CheckRow.created_at).limit(1)
+            ).first()
+            if row is None:
+                return None
+            row.state = RUNNING
+            row.started_at = utc_now()
+            row.attempts += 1
+            return row
+
+    def add_result(self, check_id: str, host: str, result_id: str, status: str, summary: str, remediation: str) -> None:
+        with self.session() as session:
+            session.add(
+                CheckResultRow(
+                    check_id=check_id,
+                    host=host,
+                    result_id=result_id,
+                    status=status,
+                    summary=summary,
+                    remediation=remediation,
+                )
+            )
+            session.execute(update(CheckRow).where(CheckRow.id == check_id).values(done=CheckRow.done + 1))
+
+    def record_probe(self, check_id: str, address: str) -> None:
+        with self.session() as session:
+            session.add(ProbeRow(check_id=check_id, address=address, started_at=utc_now()))
+
+    def probed_addresses(self) -> list[str]:
+        with self.session() as session:
+            return list(session.scalars(select(ProbeRow.address).order_by(ProbeRow.id)))
+
+    def finish(self, check_id: str, verdict: str, report_json: str, report_sig: str) -> None:
+        """The signed report is stored and the credentials erased in the same transaction."""
+        with self.session() as session:
+            session.execute(
+                update(CheckRow)
+                .where(CheckRow.id == check_id)
+                .values(
+                    state=DONE,
+                    verdict=verdict,
+                    report_json=report_json,
+                    report_sig=report_sig,
+                    finished_at=utc_now(),
+                    sealed_inventory=None,
+                    error=None,
+                )
+            )
+
+    def fail(self, check_id: str, reason: str) -> None:
+        with self.session() as session:
+            session.execute(
+                update(CheckRow)
+                .where(CheckRow.id == check_id)
+                .values(state=FAILED, error=reason, finished_at=utc_now(), sealed_inventory=None)
+            )
+
+    def requeue_unfinished(self, max_attempts: int) -> tuple[int, int]:
+        """After a restart: checks that were running go back to the queue, or fail once out of attempts."""
+        with self.session() as session:
+            stale = list(session.scalars(select(CheckRow).where(CheckRow.state == RUNNING)))
+            requeued = failed = 0
+            for row in stale:
+                session.execute(delete(CheckResultRow).where(CheckResultRow.check_id == row.id))
+                row.done = 0
+                if row.attempts >= max_attempts:
+                    row.state, row.finished_at = FAILED, utc_now()
+                    row.error = "the service stopped during every attempt"
+                    row.sealed_inventory = None
+                    failed += 1
+                else:
+                    row.state, row.started_at = QUEUED, None
+                    requeued += 1
+            return requeued, failed
+
+    def list_checks(self, query: str = "", limit: int = 200) -> list[CheckRow]:
+        """The newest checks, filtered by ticket or address when `query` is given."""
+        statement = select(CheckRow).order_by(CheckRow.created_at.desc()).limit(limit)
+        if query:
+            pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            statement = statement.where(
+                or_(CheckRow.ticket.like(pattern, escape="\\"), CheckRow.hosts_text.like(pattern, escape="\\"))
+            )
+        with self.session() as session:
+            return list(session.scalars(statement))
+
+    # Rate limits ----------------------------------------------------------------------------------------------
+    def oldest_in_window(self, *, client_address: str | None = None, address: str | None = None,
+                         window: timedelta = timedelta(hours=1)) -> tuple[int, datetime | None]:
+        """How many checks in the last `window` came from a client (or aimed at an address), and the oldest."""
+        since = utc_now() - window
+        with self.session() as session:
+            if client_address is not None:
+                statement = select(func.count(), func.min(CheckRow.created_at)).where(
+                    CheckRow.client_address == client_address, CheckRow.created_at > since
+                )
+            else:
+                statement = select(func.count(), func.min(CheckTargetRow.created_at)).where(
+                    CheckTargetRow.address == address, CheckTargetRow.created_at > since
+                )
+            count, oldest = session.execute(statement).one()
+            return int(count), _aware(oldest)
+
+    # Accounts -------------------------------------------------------------------------------------------------
+    def add_user(self, name: str, password_hash: str) -> bool:
+        """False when the name is taken; its password then changes."""
+        with self.session() as session:
+            row = session.get(UserRow, name)
+            if row is not None:
+                row.password_hash = password_hash
+                return False
+            session.add(UserRow(name=name, password_hash=password_hash, created_at=utc_now()))
+            return True
+
+    def user_hash(self, name: str) -> str | None:
+        with self.session() as session:
+            row = session.get(UserRow, name)
+            return None if row is None else row.password_hash
+
+    def add_token(self, name: str, token_sha256: str, prefix: str) -> None:
+        with self.session() as session:
+            session.add(TokenRow(name=name, token_sha256=token_sha256, prefix=prefix, created_at=utc_now()))
+
+    def token_name(self, token_sha256: str) -> str | None:
+        with self.session() as session:
+            row = session.scalars(select(TokenRow).where(TokenRow.token_sha256 == token_sha256)).first()
+            return None if row is None else row.name
+
+
+def created_at(row: CheckRow) -> datetime:
+    value = _aware(row.created_at)
+    assert value is not None  # noqa: S101 - the column is NOT NULL
+    return value
