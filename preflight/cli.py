@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -13,17 +14,22 @@ from typing import NoReturn, TextIO
 from preflight import __version__, known_hosts, signing
 from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
+from preflight.model import RunReport
 from preflight.options import RunOptions
+from preflight.output_files import OutputError, check_writable, refuse_collisions, write_atomically
 from preflight.plan import build_plan
 from preflight.portscan import METHODS, raw_sockets_allowed
 from preflight.probes import registry
 from preflight.profiles import load_profiles
 from preflight.progress import progress_for
 from preflight.redaction import log_to_stderr
+from preflight.remote import RemoteError
 from preflight.render import html as html_report
 from preflight.render import json as json_report
 from preflight.render import junit as junit_report
 from preflight.runner import run_plan
+from preflight.service.commands import CommandError
+from preflight.service.commands import add_commands as add_service_commands
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_TIMEOUT = 10.0
@@ -136,13 +142,28 @@ def build_parser() -> argparse.ArgumentParser:
         "if absent) and write the SSH signature to PATH.sig; needs --json PATH",
     )
 
+    check.add_argument(
+        "--remote",
+        metavar="URL",
+        help="have a preflight service check the hosts from its network (https://...); the report comes back signed",
+    )
+    check.add_argument(
+        "--token",
+        default=os.environ.get("PREFLIGHT_TOKEN", ""),
+        metavar="TOKEN",
+        help="the service's API token for --remote (default $PREFLIGHT_TOKEN, which keeps it out of ps)",
+    )
+    check.add_argument("--ticket", default="", metavar="REF", help="the ticket the remote check belongs to")
+
     validate = commands.add_parser("validate", help="check an inventory file without probing anything")
     validate.add_argument("inventory", type=Path, metavar="INVENTORY")
 
     demo = commands.add_parser(
         "demo", help="check two throwaway hosts on loopback (no Docker, no root) and write demo reports"
     )
-    demo.add_argument("--out", type=Path, default=Path(), metavar="DIR", help="where to write the reports (default .)")
+    demo.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to write the reports, created if missing (default: this folder)"
+    )
 
     render = commands.add_parser(
         "render", help="render a saved JSON report again, after checking it against the schema"
@@ -166,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         "$XDG_STATE_HOME/preflight/signing_key.pub (else ~/.local/state/preflight/signing_key.pub) exists, "
         "which is then the default",
     )
+    add_service_commands(commands, _positive_int, _positive_float, METHODS)
     return parser
 
 
@@ -185,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Only report writing does I/O outside the probes; the probes turn their own errors into findings.
         print(f"preflight: error: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (CommandError, RemoteError) as exc:
+        print(f"preflight: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("preflight: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -197,6 +222,10 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         return _demo(args, outputs)
     if args.command == "verify":
         return _verify(args)
+    if args.command in ("serve", "users", "tokens"):
+        from preflight.service import commands as service_commands
+
+        return service_commands.run(args)
     profiles = load_profiles(known_checks=frozenset(registry()))
     inventory = load_inventory(args.inventory, profiles)
     exposure = inventory.exposure_warning()
@@ -207,58 +236,90 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
         return EXIT_READY
     inventory = _select_hosts(inventory, args.host)
-    # Report files are opened before any probe is sent, so a bad path costs nothing and exits 2.
+    # Report paths are checked before any probe is sent, so a bad path costs nothing and exits 2; the reports are
+    # written only at the end, whole, so an interrupted run leaves no part of one.
+    json_path = None if args.json in (None, "-") else Path(args.json)
+    _prepare_outputs(
+        [("the inventory", args.inventory), ("--known-hosts", args.known_hosts), ("--sign", args.sign)],
+        [
+            ("--json", json_path),
+            ("--sign", None if args.sign is None or json_path is None else Path(f"{json_path}.sig")),
+            ("--remote", None if args.remote is None or json_path is None else Path(f"{json_path}.sig")),
+            ("--html", args.html),
+            ("--junit", args.junit),
+        ],
+    )
     sign_json = None if args.sign is None else _json_signer(args, outputs)
-    json_file = None if args.json in (None, "-") else outputs.enter_context(_open_output("--json", Path(args.json)))
-    html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
-    junit_file = None if args.junit is None else outputs.enter_context(_open_output("--junit", args.junit))
     if args.known_hosts is not None:
         _check_known_hosts(args.known_hosts)
     human = sys.stderr if args.json == "-" else sys.stdout
     log_to_stderr(args.verbose, [secret for host in inventory.hosts for secret in host.secrets()])
 
-    options = RunOptions(
-        tcp_method=args.tcp_method, known_hosts=args.known_hosts, strict_host_keys=args.strict_host_keys
-    )
-    plans = build_plan(inventory, profiles, args.only, options)
-    if args.tcp_method == "syn" and not raw_sockets_allowed():
-        raise UsageError("--tcp-method syn needs raw sockets: run as root or grant CAP_NET_RAW, or use connect")
-    with progress_for(human, len(plans), args.quiet) as progress:
-        report = run_plan(plans, timeout=args.timeout, concurrency=args.concurrency, on_host_done=progress.host_done)
-        report = replace(report, warnings=warnings, inventory_sha256=inventory.sha256)
-    progress.finish(report)
+    signed_remotely: tuple[str, bytes] | None = None
+    if args.remote is not None:
+        report, signed_remotely = _check_remotely(args, inventory, human)
+    else:
+        options = RunOptions(
+            tcp_method=args.tcp_method, known_hosts=args.known_hosts, strict_host_keys=args.strict_host_keys
+        )
+        plans = build_plan(inventory, profiles, args.only, options)
+        if args.tcp_method == "syn" and not raw_sockets_allowed():
+            raise UsageError("--tcp-method syn needs raw sockets: run as root or grant CAP_NET_RAW, or use connect")
+        with progress_for(human, len(plans), args.quiet) as progress:
+            report = run_plan(
+                plans, timeout=args.timeout, concurrency=args.concurrency, on_host_done=progress.host_done
+            )
+            report = replace(report, warnings=warnings, inventory_sha256=inventory.sha256)
+        progress.finish(report)
+    # A remote report is written as the service signed it, byte for byte, so its signature still verifies.
+    json_text = signed_remotely[0] if signed_remotely else json_report.render(report)
     if args.json == "-":
-        sys.stdout.write(json_report.render(report))
-    if json_file is not None:
-        json_text = json_report.render(report)
-        json_file.write(json_text)
+        sys.stdout.write(json_text)
+    if json_path is not None:
+        write_atomically(json_path, json_text)
         if not args.quiet:
             print(f"JSON report: {args.json}", file=human)
         if sign_json is not None:
             sign_json(json_text)
-    if html_file is not None:
-        html_file.write(html_report.render(report))
+        if signed_remotely is not None:
+            write_atomically(Path(f"{json_path}.sig"), signed_remotely[1])
+            if not args.quiet:
+                print(f"Signature: {json_path}.sig (preflight verify {json_path} --key SERVICE.pub)", file=human)
+    if args.html is not None:
+        write_atomically(args.html, html_report.render(report))
         if not args.quiet:
             print(f"HTML report: {args.html}", file=human)
-    if junit_file is not None:
-        junit_file.write(junit_report.render(report))
+    if args.junit is not None:
+        write_atomically(args.junit, junit_report.render(report))
         if not args.quiet:
             print(f"JUnit XML: {args.junit}", file=human)
     return EXIT_READY if report.ready else EXIT_NOT_READY
 
 
 def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
-    json_path, html_path = args.out / "demo-report.json", args.out / "demo-report.html"
-    json_file = outputs.enter_context(_open_output("--out", json_path))
-    html_file = outputs.enter_context(_open_output("--out", html_path))
+    folder = Path() if args.out is None else args.out
+    # Name --out only when it was given: a user who typed `preflight demo` never wrote it.
+    option = "demo: --out" if args.out is not None else "demo: the current folder"
+    if args.out is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{option} {folder}: cannot create the folder: {exc.strerror or exc}") from None
+    json_path, html_path = folder / "demo-report.json", folder / "demo-report.html"
+    try:
+        for path in (json_path, html_path):
+            check_writable(option, path)
+    except OutputError as exc:
+        hint = "" if args.out is not None else "; run it in a folder you can write to, or give --out DIR"
+        raise UsageError(f"{exc}{hint}") from None
     from preflight.demo import run_demo  # the demo servers load only for the demo
 
     print("preflight demo: an SSH server and an HTTPS Web GUI on loopback, and two demo hosts to check")
     with progress_for(sys.stdout, 2, quiet=False) as progress:
         report = run_demo(progress.host_done)
     progress.finish(report)
-    json_file.write(json_report.render(report))
-    html_file.write(html_report.render(report))
+    write_atomically(json_path, json_report.render(report))
+    write_atomically(html_path, html_report.render(report))
     print(f"HTML report: {html_path.resolve()}")
     print(f"JSON report: {json_path.resolve()}")
     return EXIT_READY
@@ -267,14 +328,13 @@ def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
 def _render_saved(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     if args.html is None and args.junit is None:
         raise UsageError("render: say what to write: --html PATH, --junit PATH, or both")
+    _prepare_outputs([("the report", args.report)], [("--html", args.html), ("--junit", args.junit)])
     document = json_report.load_document(args.report)
-    html_file = None if args.html is None else outputs.enter_context(_open_output("--html", args.html))
-    junit_file = None if args.junit is None else outputs.enter_context(_open_output("--junit", args.junit))
-    if html_file is not None:
-        html_file.write(html_report.render_document(document))
+    if args.html is not None:
+        write_atomically(args.html, html_report.render_document(document))
         print(f"HTML report: {args.html}")
-    if junit_file is not None:
-        junit_file.write(junit_report.render_document(document))
+    if args.junit is not None:
+        write_atomically(args.junit, junit_report.render_document(document))
         print(f"JUnit XML: {args.junit}")
     return EXIT_READY
 
@@ -314,25 +374,26 @@ def _json_signer(args: argparse.Namespace, outputs: contextlib.ExitStack) -> Cal
     except signing.SigningError as exc:
         raise UsageError(f"--sign {exc}") from None
     signature_path = Path(f"{args.json}.sig")
-    try:
-        signature_file = outputs.enter_context(signature_path.open("wb"))
-    except OSError as exc:
-        raise UsageError(f"--sign {signature_path}: cannot write: {exc.strerror}") from None
+    # Checked now by _prepare_outputs, written whole at the end, like the reports.
 
     def sign_json(json_text: str) -> None:
         # The JSON file is written as UTF-8 with no newline translation, so these are the bytes on disk.
-        signature_file.write(signing.sign(json_text.encode("utf-8"), key))
+        write_atomically(signature_path, signing.sign(json_text.encode("utf-8"), key))
         if not args.quiet:
             print(f"Signature: {signature_path}")
 
     return sign_json
 
 
-def _open_output(option: str, path: Path) -> TextIO:
+def _prepare_outputs(inputs: Sequence[tuple[str, Path | None]], outputs: Sequence[tuple[str, Path | None]]) -> None:
+    """Refuse, before anything runs, an output that would overwrite an input or another output, or cannot be written."""
+    given = [(option, path) for option, path in outputs if path is not None]
     try:
-        return path.open("w", encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: cannot write: {exc.strerror}") from None
+        refuse_collisions([(label, path) for label, path in inputs if path is not None], given)
+        for option, path in given:
+            check_writable(option, path)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _check_known_hosts(path: Path) -> None:
@@ -352,3 +413,30 @@ def _select_hosts(inventory: Inventory, names: Sequence[str]) -> Inventory:
             f"--host {unknown[0]}: no such host in {inventory.path.name}; known: {', '.join(sorted(known))}"
         )
     return replace(inventory, hosts=tuple(host for host in inventory.hosts if host.name in names))
+
+
+def _check_remotely(
+    args: argparse.Namespace, inventory: Inventory, human: TextIO
+) -> tuple[RunReport, tuple[str, bytes]]:
+    """Hand the inventory to a preflight service and wait for its signed report; the terminal shows the same."""
+    from preflight.remote import check_remote
+
+    if args.sign is not None:
+        raise UsageError("--sign: a remote check comes back signed by the service; use one or the other")
+    if args.only:
+        raise UsageError("--only: a remote check runs every check of each host's profile")
+    if not args.token:
+        raise UsageError("--remote needs the service's API token: --token TOKEN or PREFLIGHT_TOKEN")
+    shown = progress_for(human, len(inventory.hosts), args.quiet)
+    with shown as progress:
+        result = check_remote(
+            args.remote,
+            args.token,
+            args.ticket or inventory.path.name,
+            inventory,
+            deadline_seconds=max(600.0, args.timeout * 10 * len(inventory.hosts)),
+        )
+        for host in result.report.hosts:
+            progress.host_done(host)
+    progress.finish(result.report)
+    return result.report, (result.report_json.decode(), result.signature)
