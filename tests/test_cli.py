@@ -74,7 +74,7 @@ def inventory(tmp_path: Path) -> Path:
         (["check"], "preflight check: error: the following arguments are required: INVENTORY"),
         (
             ["frobnicate"],
-            "preflight: error: argument command: invalid choice: 'frobnicate' (choose from 'check', 'validate', 'demo', 'render')",
+            "preflight: error: argument command: invalid choice: 'frobnicate' (choose from 'check', 'validate', 'demo', 'render', 'verify', 'serve', 'users', 'tokens')",
         ),
     ],
 )
