@@ -136,3 +136,54 @@ def test_render_needs_an_output_and_a_readable_json_report(tmp_path: Path) -> No
     completed = _preflight("render", "notjson.json", "--junit", "x.xml", cwd=tmp_path)
     assert completed.returncode == 2
     assert completed.stderr.startswith("preflight: error: notjson.json: not a JSON report: ")
+
+
+AGAIN = "the report was edited or damaged; run preflight check again"
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        pytest.param(
+            lambda doc: doc["summary"].update(ready=2, not_ready=0),
+            f"summary.ready: says 2 but the hosts' checks make it 1 (1 of 2 host(s) ready); {AGAIN}",
+            id="summary-says-all-ready",
+        ),
+        pytest.param(
+            lambda doc: doc["summary"].update(hosts=3),
+            f"summary.hosts: says 3 but the hosts' checks make it 2 (1 of 2 host(s) ready); {AGAIN}",
+            id="summary-counts-a-host-too-many",
+        ),
+        pytest.param(
+            lambda doc: doc["hosts"][0].update(ready=True),
+            f"hosts[0].ready: says true but ssh-root/2020 is fail; {AGAIN}",
+            id="host-ready-above-a-failed-check",
+        ),
+        pytest.param(
+            lambda doc: doc["hosts"][1].update(ready=False),
+            f"hosts[1].ready: says false but no check failed; {AGAIN}",
+            id="host-not-ready-without-a-failed-check",
+        ),
+    ],
+)
+def test_render_refuses_a_report_whose_verdicts_disagree_with_its_checks(
+    tmp_path: Path, mangle, message: str  # type: ignore[no-untyped-def]
+) -> None:
+    document = json.loads(json_report.render(REPORT))
+    mangle(document)
+    (tmp_path / "edited.json").write_text(json.dumps(document))
+
+    completed = _preflight("render", "edited.json", "--html", "out.html", "--junit", "out.xml", cwd=tmp_path)
+
+    assert completed.returncode == 2
+    assert completed.stderr == f"preflight: error: edited.json: {message}\n"
+    assert not (tmp_path / "out.html").exists() and not (tmp_path / "out.xml").exists()
+
+
+def test_render_accepts_an_untouched_report(tmp_path: Path) -> None:
+    (tmp_path / "saved.json").write_text(json_report.render(REPORT))
+
+    completed = _preflight("render", "saved.json", "--html", "out.html", cwd=tmp_path)
+
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "out.html").read_text().rstrip().endswith("</html>")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from preflight.located_yaml import ConfigError
-from preflight.model import CheckResult, HostReport, RunReport
+from preflight.model import NOT_READY, CheckResult, HostReport, RunReport, Status
 from preflight.resources import data_dir
 
 SCHEMA_VERSION = "1"
@@ -72,7 +73,38 @@ def load_document(path: Path) -> dict[str, Any]:
     if error is not None:
         where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
         raise ConfigError(f"{path}: {where.lstrip('.') or 'top level'}: {error.message}")
+    _refuse_contradictions(path, document)
     return dict(document)
+
+
+def _refuse_contradictions(path: Path, document: Mapping[str, Any]) -> None:
+    """Refuse a report whose verdicts disagree with its own checks.
+
+    Refused rather than recomputed: such a report was edited or damaged, and a page that quietly disagreed with the
+    JSON it came from would leave support with two answers. A new `preflight check` gives one.
+    """
+    again = "the report was edited or damaged; run preflight check again"
+    ready_hosts = 0
+    for index, host in enumerate(document["hosts"]):
+        blocking = [check for check in host["checks"] if Status(check["status"]) in NOT_READY]
+        ready = not blocking
+        ready_hosts += ready
+        if host["ready"] != ready:
+            why = f"{blocking[0]['id']} is {blocking[0]['status']}" if blocking else "no check failed"
+            raise ConfigError(f"{path}: hosts[{index}].ready: says {_json(host['ready'])} but {why}; {again}")
+    total = len(document["hosts"])
+    summary = document["summary"]
+    truth = {"hosts": total, "ready": ready_hosts, "not_ready": total - ready_hosts}
+    for key, value in truth.items():
+        if summary[key] != value:
+            raise ConfigError(
+                f"{path}: summary.{key}: says {summary[key]} but the hosts' checks make it {value} "
+                f"({ready_hosts} of {total} host(s) ready); {again}"
+            )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
 
 
 def render(report: RunReport) -> str:
