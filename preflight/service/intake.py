@@ -62,6 +62,7 @@ def from_document(
     if not isinstance(document, dict):
         raise IntakeError("must be an object with a 'hosts' list", "inventory")
     hosts = document.get("hosts")
+    hosts = list(hosts) if isinstance(hosts, list) else hosts
     if isinstance(hosts, list) and len(hosts) > max_hosts:
         raise IntakeError(f"{len(hosts)} hosts; this service takes at most {max_hosts} in one check", "hosts")
     _refuse_file_keys(document, ())
@@ -87,6 +88,13 @@ def from_document(
             targets.append((host.name, policy.addresses_for(host.address)))
         except Refused as exc:
             raise IntakeError(str(exc), f"hosts[{index}].address") from None
+    # A range the operator allowed is one support reaches (a lab, a VPN): public-ip does not fail a host there.
+    inside = [index for index, (_, addresses) in enumerate(targets) if all(map(policy.in_allowed_range, addresses))]
+    if inside and isinstance(hosts, list):
+        for index in inside:
+            hosts[index] = {**hosts[index], "require_public_ip": False}
+        text = yaml.safe_dump(_literal(_port_keys({**document, "hosts": hosts})), sort_keys=False, allow_unicode=True)
+        inventory = load_sealed_text(text, profiles)
     return Submission(inventory, text, tuple(targets))
 
 

@@ -88,6 +88,12 @@ class TargetPolicy:
             self.judge(address, value)
         return resolution.addresses
 
+    def in_allowed_range(self, address: str) -> bool:
+        """Whether the operator allowed a range holding `address` (and it is not public anyway)."""
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        inside = any(ip.version == network.version and ip in network for network in self.allowed)
+        return inside and not classify(str(ip)).is_global
+
     def judge(self, address: str, asked: str) -> None:
         """Refused unless `address` is global, or inside a range the operator allowed; never this machine."""
         ip = ipaddress.ip_address(address.split("%", 1)[0])
