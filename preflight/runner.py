@@ -299,7 +299,8 @@ def _unmet_precondition(target: Target, done: Mapping[str, CheckResult]) -> Find
             Status.SKIPPED,
             f"not attempted: {needed.id} is {state}" if state else f"not attempted: {needed.id}: {needed.summary}",
             {"needs": needed.id},
-            f"Fix {needed.id} first: {needed.remediation}",
+            # Only the pointer: the fix itself is on the check that failed, and repeating it buries the order.
+            f"Fix {needed.id} first.",
         )
     if target.port is not None and target.ip is None:
         return Finding(

@@ -103,7 +103,7 @@ def test_html_shows_the_verdict_and_what_to_fix_first() -> None:
     page = html.render(_report(READY, NOT_READY))
 
     assert "NOT READY" in page and "READY" in page
-    assert '<code class="nowrap">tcp/2222</code>: do this' in page
+    assert "first: <code>tcp/2222</code>" in page and "<strong>What to do</strong>do this" in page
 
 
 def test_terminal_lines_name_each_host_verdict_and_each_problem() -> None:

@@ -118,7 +118,7 @@ def test_a_check_whose_prerequisite_failed_is_skipped_with_remediation() -> None
     skipped = report.hosts[0].checks[1]
     assert skipped.status is Status.SKIPPED
     assert skipped.summary == "not attempted: fails/1 is closed"
-    assert "fix it" in skipped.remediation
+    assert skipped.remediation == "Fix fails/1 first."
 
 
 @pytest.mark.usefixtures("stand_in_probes")

@@ -8,7 +8,6 @@ form, or both; the outcome is decided by evidence, never by the absence of an er
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +33,7 @@ _MAX_REDIRECTS = 5
 
 _CHECK_CREDENTIALS = (
     "The Web GUI on TCP {port} refused the login: check gui.username and gui.password in the inventory, and log in "
-    "once by hand at {scheme}://<address>:{port}/ to confirm them."
+    "once by hand at {url} to confirm them."
 )
 _REACH_ADVICE = "Make sure TCP {port} is forwarded to the system's Web GUI and that it answers over HTTPS."
 _HTTPS_ADVICE = (
@@ -142,10 +141,18 @@ class _Origin:
     ip: str
     port: int
     names: frozenset[str]
+    address: str = ""  # as the inventory gives it, for the URL a person opens
 
     @property
     def base(self) -> str:
         return f"{self.scheme}://{_url_host(self.ip)}:{self.port}"
+
+    @property
+    def address_url(self) -> str:
+        """The login page's URL with the inventory's address, as a person would type it."""
+        default_port = 443 if self.scheme == "https" else 80
+        port = "" if self.port == default_port else f":{self.port}"
+        return f"{self.scheme}://{_url_host(self.address or self.ip)}{port}/"
 
     def pinned(self, url: str) -> str:
         """`url` aimed at the GUI's IP, or _OffOrigin if it points anywhere else; nothing is sent before this."""
@@ -160,8 +167,9 @@ class _Origin:
         return parts._replace(netloc=f"{_url_host(self.ip)}:{self.port}").geturl()
 
 
-def _url_host(ip: str) -> str:
-    return f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+def _url_host(host: str) -> str:
+    """An IP address or DNS name as a URL's host: IPv6 in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _fetch(
@@ -257,7 +265,7 @@ def run(target: Target, deadline: Deadline) -> Finding:
     with deadline_session(deadline) as session:
         for index, endpoint in enumerate(endpoints):
             fallbacks_left = len(endpoints) - index - 1
-            origin = _Origin(endpoint.scheme, ip, endpoint.port, names)
+            origin = _Origin(endpoint.scheme, ip, endpoint.port, names, target.host.address)
             evidence = {**base_evidence, "scheme": endpoint.scheme, "port": endpoint.port, "url": origin.base}
             if failures:
                 evidence["not_answered"] = [_failure_text(failure) for failure in failures]
@@ -448,7 +456,7 @@ def _finding(verdict: Verdict, evidence: dict[str, Any], origin: _Origin, https_
             Status.FAIL,
             f"Web GUI login refused: {reason} (wrong username or password)",
             evidence,
-            _CHECK_CREDENTIALS.format(port=port, scheme=evidence.get("scheme", "https")),
+            _CHECK_CREDENTIALS.format(port=port, url=origin.address_url),
         )
     if verdict.outcome in ("refused", "server-error"):
         status = evidence.get("after_login_status")
@@ -458,7 +466,7 @@ def _finding(verdict: Verdict, evidence: dict[str, Any], origin: _Origin, https_
             else f"the Web GUI failed with HTTP {status} after the credentials were sent"
         )
         advice = (
-            _CHECK_CREDENTIALS.format(port=port, scheme=evidence.get("scheme", "https"))
+            _CHECK_CREDENTIALS.format(port=port, url=origin.address_url)
             if verdict.outcome == "refused"
             else (
                 f"The Web GUI on TCP {port} answered with a server error: check that the system's web services are "

@@ -201,11 +201,13 @@ def _ssh_finding(target: Target, read: BannerRead, waited: float, evidence: dict
             Status.FAIL,
             f"the server on TCP {port} announces an SSH version support cannot use: {banner}",
             evidence | {"reason": "ssh-version-unsupported"},
-            f"Support connects with SSH-2. Forward TCP {port} to the system's own SSH server ({purpose}).",
+            f"Support connects with SSH-2. Forward TCP {port} to the system's own SSH server. "
+            f"Support needs it for {purpose}.",
         )
     wrong_service = (
         f"Something other than the system's SSH server answers on TCP {port}. Check the port forward on your router "
-        f"or firewall: TCP {port} must reach the system's SSH server ({purpose}), not a web server or another service."
+        f"or firewall: TCP {port} must reach the system's SSH server, not a web server or another service. "
+        f"Support needs it for {purpose}."
     )
     if read.ended_by in ("other-protocol", "byte-limit"):
         return Finding(Status.FAIL, f"port open but not SSH: {heard}", evidence | {"reason": "not-ssh"}, wrong_service)
@@ -218,7 +220,8 @@ def _ssh_finding(target: Target, read: BannerRead, waited: float, evidence: dict
                 evidence | {"reason": "silent"},
                 f"Something accepts connections on TCP {port} but never answers. A firewall, intrusion-prevention "
                 "system or tarpit may be intercepting the port, or the SSH server on the system has hung: check the "
-                f"port forward and any security appliance in front of the system, and restart sshd ({purpose}).",
+                "port forward and any security appliance in front of the system, and restart sshd. "
+                f"Support needs it for {purpose}.",
             )
         if _partial_ssh_line(read.received):
             return Finding(
@@ -343,7 +346,8 @@ def _http_failed(target: Target, evidence: dict[str, Any], failure: ExchangeFail
     port, purpose = target.port, target.purpose
     evidence["reason"] = failure.reason
     forward_advice = (
-        f"Check the port forward on your router or firewall: TCP {port} must reach the system's Web GUI ({purpose})."
+        f"Check the port forward on your router or firewall: TCP {port} must reach the system's Web GUI. "
+        f"Support needs it for {purpose}."
     )
     if failure.reason == "not-http":
         evidence["heard"] = failure.detail

@@ -76,7 +76,7 @@ def finding(target: Target, verdict: PortVerdict, echo: EchoResult | None) -> Fi
             evidence,
             f"TCP {port} is closed: the address answered, but nothing accepts connections on it. "
             f"Forward TCP {port} on your router or firewall to the system's LAN address, and make sure the service "
-            f"is running on the system ({purpose}).",
+            f"is running on the system. Support needs it for {purpose}.",
         )
     if verdict.state == "unknown":
         return Finding(
