@@ -37,6 +37,7 @@ from preflight.located_yaml import (
     validation_errors,
 )
 from preflight.profiles import Profile
+from preflight.redaction import MIN_MASKED_LENGTH
 
 TOP_LEVEL_KEYS = ("defaults", "hosts")
 NOT_DEFAULTABLE = ("name", "address")
@@ -334,7 +335,8 @@ class _Findings:
         self.warnings.append(self.document.problem(loc, message))
 
 
-MIN_PASSWORD_LENGTH = 8
+# The length below which -v logs cannot mask a password without mangling ordinary text: a warning, never an error.
+MIN_PASSWORD_LENGTH = MIN_MASKED_LENGTH
 _ONE_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _BARE_REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _ENV_STYLE_NAME = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")

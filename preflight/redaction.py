@@ -15,12 +15,18 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+# Log lines mask only secrets at least this long. preflight never formats a secret into a message, so the mask is a
+# second line of defence; a shorter secret ("2020", "a") equals ordinary text, and masking it would mangle every port
+# number or word that matches while showing the reader which text the password is. The inventory warns about it.
+MIN_MASKED_LENGTH = 8
+
+
 class RedactingFormatter(logging.Formatter):
-    """Masks the secrets in the finished log line: message, arguments and traceback alike."""
+    """Masks secrets of MIN_MASKED_LENGTH characters or more in the finished line: message, arguments, traceback."""
 
     def __init__(self, secrets: Iterable[str], fmt: str) -> None:
         super().__init__(fmt)
-        self._secrets = tuple(secrets)
+        self._secrets = tuple(secret for secret in secrets if len(secret) >= MIN_MASKED_LENGTH)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record), self._secrets)

@@ -105,3 +105,37 @@ def test_the_most_verbose_run_logs_library_detail_and_no_secret(tmp_path: Path, 
     assert "DEBUG paramiko.transport" in run.stderr
     assert "DEBUG urllib3.connectionpool" in run.stderr
     assert "INFO preflight.runner: lab ssh-root/2020: pass" in run.stderr
+
+
+def test_a_short_secret_never_mangles_a_log_line_and_a_long_one_is_always_masked() -> None:
+    long_secret = new_secret("root")
+    formatter = RedactingFormatter(["2020", "a", long_secret], "%(message)s")
+    record = logging.LogRecord(
+        "preflight.runner", logging.INFO, __file__, 1, "pbx tcp/2020: pass (a banner) %s", (long_secret,), None
+    )
+
+    assert formatter.format(record) == f"pbx tcp/2020: pass (a banner) {MASK}"
+
+
+def test_verbose_run_with_a_short_password_keeps_port_numbers_and_warns_in_the_report(tmp_path: Path) -> None:
+    gui = new_secret("gui")
+    path = _plaintext_inventory(tmp_path, "'2020'", gui)
+    path.chmod(0o600)
+    report = tmp_path / "report.json"
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "preflight", "check", str(path), "-v", "--only", "tcp,service", "--tcp-method", "connect",
+         "--timeout", "2", "--json", str(report)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+
+    assert completed.returncode == 1, completed.stderr
+    assert "INFO preflight.runner: pbx service/2020: " in completed.stderr
+    assert MASK not in completed.stderr
+    short = (
+        "inventory.yaml:6: hosts[0].ssh.root_password: is shorter than 8 characters: easy to guess, and too short "
+        "for -v logs to mask it; use a longer one"
+    )
+    assert f"preflight: warning: {short}" in completed.stderr.splitlines()
+    assert json.loads(report.read_text())["warnings"] == [short]
+    assert_no_secrets({"stdout": completed.stdout, "stderr": completed.stderr, "json": report.read_text()}, [gui])
