@@ -72,17 +72,50 @@ def _kinds(text: str) -> list[str]:
     return kinds
 
 
+CHECK_EPILOG = """\
+example:
+  preflight check inventory.yaml --json report.json --html report.html
+
+exit codes:
+  0    every host is ready
+  1    at least one host is not ready (the reports say what to fix)
+  2    usage or input error: a bad option, inventory or output path; nothing was probed
+  130  interrupted (Ctrl-C); no report was written
+"""
+
+
+def _host_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("names no host")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="preflight", description="Prove PBXware and SERVERware hosts are ready for remote support.")
     parser.add_argument("--version", action="version", version=f"preflight {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # Not required: a bare `preflight` prints the whole help, with the list of commands, rather than one line.
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    check = commands.add_parser("check", help="probe every host in an inventory and report readiness")
+    check = commands.add_parser(
+        "check",
+        help="probe every host in an inventory and report readiness",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=CHECK_EPILOG,
+    )
     check.add_argument("inventory", type=Path, metavar="INVENTORY")
     check.add_argument("--json", metavar="PATH|-", help="write the JSON report to PATH, or to stdout with -")
     check.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report to PATH")
     check.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML (a testcase per check) to PATH")
-    check.add_argument("--host", action="extend", nargs="+", default=[], metavar="NAME", help="check only these hosts")
+    # One name per --host (repeat it, or separate names with commas), so `--host NAME INVENTORY` keeps its inventory.
+    check.add_argument(
+        "--host",
+        action="extend",
+        type=_host_names,
+        default=[],
+        metavar="NAME[,NAME...]",
+        help="check only this host; repeat --host, or separate names with commas, for more",
+    )
     check.add_argument(
         "--only",
         type=_kinds,
@@ -194,7 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # paramiko logs every failed handshake with a traceback; each failure is already a finding.
     log_to_stderr(0, ())
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
         with contextlib.ExitStack() as outputs:
             return _run(args, outputs)
@@ -298,20 +335,23 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
 
 def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     folder = Path() if args.out is None else args.out
-    # Name --out only when it was given: a user who typed `preflight demo` never wrote it.
-    option = "demo: --out" if args.out is not None else "demo: the current folder"
     if args.out is not None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"{option} {folder}: cannot create the folder: {exc.strerror or exc}") from None
+            raise UsageError(f"demo --out {folder}: cannot create the folder: {exc.strerror or exc}") from None
     json_path, html_path = folder / "demo-report.json", folder / "demo-report.html"
     try:
         for path in (json_path, html_path):
-            check_writable(option, path)
+            check_writable("demo --out", path)
     except OutputError as exc:
-        hint = "" if args.out is not None else "; run it in a folder you can write to, or give --out DIR"
-        raise UsageError(f"{exc}{hint}") from None
+        if args.out is not None:
+            raise UsageError(str(exc)) from None
+        # Name --out only as the way out: a user who typed `preflight demo` never wrote it.
+        raise UsageError(
+            f"demo: cannot write its reports in this folder ({Path.cwd()}): {exc.reason}; "
+            "run it in a folder you can write to, or give --out DIR"
+        ) from None
     from preflight.demo import run_demo  # the demo servers load only for the demo
 
     print("preflight demo: an SSH server and an HTTPS Web GUI on loopback, and two demo hosts to check")

@@ -12,6 +12,10 @@ from pathlib import Path
 class OutputError(Exception):
     """An output path that cannot or must not be written; one line naming the option and the path."""
 
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
 
 def refuse_collisions(inputs: Iterable[tuple[str, Path]], outputs: Iterable[tuple[str, Path]]) -> None:
     """Raise if an output is an input or another output, after following links, so no run destroys its own files."""
@@ -42,11 +46,12 @@ def _same_existing_file(path: Path, other: Path) -> bool:
 def check_writable(option: str, path: Path) -> None:
     """Fail now, before anything is probed, if `path` could not be written at the end of the run."""
     if path.is_dir():
-        raise OutputError(f"{option} {path}: cannot write: Is a directory")
+        raise OutputError(f"{option} {path}: cannot write: Is a directory", "Is a directory")
     try:
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise OutputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from None
+        reason = exc.strerror or str(exc)
+        raise OutputError(f"{option} {path}: cannot write: {reason}", reason) from None
     os.close(descriptor)
     os.unlink(temporary)
 

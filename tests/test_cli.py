@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -216,8 +218,10 @@ def test_reports_are_written_whole_and_leave_no_temporary_files(tmp_path: Path) 
 
 def _stalling_ssh_port() -> tuple[str, socket.socket]:
     """A listener on port 2020 of a loopback address of its own, that accepts and never says a word."""
-    for attempt in range(20):
-        address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    tries = 20
+    for _ in range(tries):
+        # A random address in 127/8, so parallel runs and local services on 127.0.0.1:2020 do not collide.
+        address = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
         listener = socket.socket()
         try:
             listener.bind((address, 2020))
@@ -226,7 +230,7 @@ def _stalling_ssh_port() -> tuple[str, socket.socket]:
             continue
         listener.listen(16)
         return address, listener
-    pytest.skip(f"no free loopback address for port 2020 after {attempt + 1} tries")
+    pytest.skip(f"no free loopback address for port 2020 after {tries} tries")
 
 
 def test_one_ctrl_c_stops_a_stalled_run_at_once_and_writes_nothing(tmp_path: Path) -> None:
@@ -280,3 +284,106 @@ def test_one_ctrl_c_stops_a_stalled_run_at_once_and_writes_nothing(tmp_path: Pat
     assert "Traceback" not in stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["inventory.yaml", "r.json"]
     assert (tmp_path / "r.json").read_text() == "the previous report\n"
+
+
+# --- the first commands a new user types ---------------------------------------------------------------------------
+
+
+def test_bare_preflight_prints_the_usage_and_every_command_with_exit_2(tmp_path: Path) -> None:
+    completed = _preflight(cwd=tmp_path)
+
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("usage: preflight ")
+    for command, help_text in [
+        ("check", "probe every host in an inventory and report readiness"),
+        ("validate", "check an inventory file without probing anything"),
+        ("demo", "check two throwaway hosts on loopback"),
+        ("render", "render a saved JSON report again"),
+    ]:
+        assert any(
+            line.split() and line.split()[0] == command and help_text in line for line in completed.stderr.splitlines()
+        )
+
+
+def test_check_help_ends_with_an_example_and_the_exit_codes(tmp_path: Path) -> None:
+    completed = _preflight("check", "--help", cwd=tmp_path)
+
+    assert completed.returncode == 0
+    assert completed.stdout.endswith(
+        "example:\n"
+        "  preflight check inventory.yaml --json report.json --html report.html\n"
+        "\n"
+        "exit codes:\n"
+        "  0    every host is ready\n"
+        "  1    at least one host is not ready (the reports say what to fix)\n"
+        "  2    usage or input error: a bad option, inventory or output path; nothing was probed\n"
+        "  130  interrupted (Ctrl-C); no report was written\n"
+    )
+
+
+TWO_HOSTS = """\
+hosts:
+  - {name: one, product: pbxware, address: localhost, require_public_ip: true}
+  - {name: two, product: pbxware, address: localhost, require_public_ip: true}
+  - {name: three, product: pbxware, address: localhost, require_public_ip: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("host_args", "checked"),
+    [
+        (["--host", "two"], ["two"]),
+        (["--host", "one", "--host", "three"], ["one", "three"]),
+        (["--host", "three,two"], ["two", "three"]),
+    ],
+)
+def test_host_takes_one_name_per_option_or_names_separated_by_commas(
+    tmp_path: Path, host_args: list[str], checked: list[str]
+) -> None:
+    (tmp_path / "inventory.yaml").write_text(TWO_HOSTS)
+
+    # --host right before the inventory: it must not swallow it.
+    completed = _preflight(
+        "check", "--only", "public-ip", "--json", "r.json", *host_args, "inventory.yaml", cwd=tmp_path
+    )
+
+    assert completed.returncode == 1, completed.stderr
+    assert [host["name"] for host in json.loads((tmp_path / "r.json").read_text())["hosts"]] == checked
+
+
+def test_demo_creates_the_out_folder(tmp_path: Path) -> None:
+    completed = _preflight("demo", "--out", "reports/demo", cwd=tmp_path)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert (tmp_path / "reports" / "demo" / "demo-report.html").is_file()
+    assert (tmp_path / "reports" / "demo" / "demo-report.json").is_file()
+
+
+def test_demo_out_that_cannot_be_a_folder_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+
+    completed = _preflight("demo", "--out", "afile/demo", cwd=tmp_path)
+
+    assert completed.returncode == 2
+    assert completed.stderr == "preflight: error: demo --out afile/demo: cannot create the folder: Not a directory\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to become nobody")
+def test_demo_where_it_cannot_write_says_so_without_naming_an_option_not_given() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="preflight-readonly-"))
+    try:
+        folder.chmod(0o755)  # root's folder: nobody may enter it but not write in it
+        completed = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m", "preflight", "demo"],
+            capture_output=True, text=True, timeout=60, cwd=folder,
+            env={"PATH": os.environ["PATH"], "HOME": str(folder), "LANG": "C.UTF-8"},
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        f"preflight: error: demo: cannot write its reports in this folder ({folder}): Permission denied; "
+        "run it in a folder you can write to, or give --out DIR\n"
+    )
+    assert completed.stdout == ""
