@@ -375,14 +375,16 @@ def _check_secrets(
             # Name the variable only when it reads as one, so a password that merely starts with $ is never shown.
             fix = f"write ${{{name}}}" if name in environ or _ENV_STYLE_NAME.match(name) else "write ${NAME}"
             findings.warning(
-                loc, f"a $NAME without braces is taken literally, not read from the environment: {fix}, "
-                "or $$ for a literal $"
+                loc,
+                f"a $NAME without braces is taken literally, not read from the environment: {fix}, "
+                "or $$ for a literal $",
             )
         secret = expanded.get(key)
         if isinstance(secret, str) and len(secret) < MIN_PASSWORD_LENGTH:
             findings.warning(
-                loc, f"is shorter than {MIN_PASSWORD_LENGTH} characters: easy to guess, and too short for -v logs to "
-                "mask it; use a longer one"
+                loc,
+                f"is shorter than {MIN_PASSWORD_LENGTH} characters: easy to guess, and too short for -v logs to "
+                "mask it; use a longer one",
             )
 
 

@@ -167,7 +167,9 @@ AGAIN = "the report was edited or damaged; run preflight check again"
     ],
 )
 def test_render_refuses_a_report_whose_verdicts_disagree_with_its_checks(
-    tmp_path: Path, mangle, message: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    mangle,
+    message: str,  # type: ignore[no-untyped-def]
 ) -> None:
     document = json.loads(json_report.render(REPORT))
     mangle(document)
