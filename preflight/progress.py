@@ -64,6 +64,7 @@ class LiveProgress:
 
     def finish(self, report: RunReport) -> None:
         self._console.print(terminal.summary_table(report))
+        self._console.print(terminal.fixes(report))
 
 
 @contextmanager

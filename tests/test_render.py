@@ -113,6 +113,8 @@ def test_terminal_lines_name_each_host_verdict_and_each_problem() -> None:
         "ready-host (pbxware, pbx.example.com): READY",
         "broken-host (serverware, 203.0.113.8): NOT READY",
         "  FAIL    tcp/2222: TCP 2222 is closed",
+        "          fix: do this",
         "  SKIPPED ssh-root/2222: seen",
+        "          fix: do this",
         "2 host(s): 1 ready, 1 not ready",
     ]

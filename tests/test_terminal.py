@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,11 +26,11 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 COMMAND = [sys.executable, "-m", "preflight", "check", "inventory.yaml", "--only", "public-ip"]
 
 
-def _on_a_terminal(folder: Path, *extra: str, env: dict[str, str] | None = None) -> str:
+def _on_a_terminal(folder: Path, *extra: str, env: dict[str, str] | None = None, command: list[str] = COMMAND) -> str:
     """Run preflight with its stdout on a pseudo-terminal, as a person at a shell would; return what it drew."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [*COMMAND, *extra],
+        [*command, *extra],
         stdout=terminal,
         stderr=subprocess.STDOUT,
         cwd=folder,
@@ -95,3 +97,64 @@ def test_quiet_prints_only_the_verdict_line(folder: Path) -> None:
 
     assert completed.stdout == "2 host(s): 1 ready, 1 not ready\n"
     assert completed.returncode == 1
+
+
+# A SERVERware host on loopback: nothing listens on its five ports here, so every port is closed and the
+# ten checks that need them are skipped, each for one of those five causes.
+UNREACHABLE = """\
+hosts:
+  - {name: dark, product: serverware, address: 127.0.0.1, require_public_ip: false}
+"""
+CHECK_UNREACHABLE = ["--only", "tcp,service,ssh-root,gui-login", "--timeout", "3", "--json", "r.json"]
+
+
+def _unreachable(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """The dark host's report; skips the test if this machine does serve one of its ports on loopback."""
+    write_inventory(tmp_path, UNREACHABLE)
+    subprocess.run([*COMMAND[:5], *CHECK_UNREACHABLE], capture_output=True, timeout=60, cwd=tmp_path)
+    report: dict[str, Any] = json.loads((tmp_path / "r.json").read_text())
+    (tmp_path / "r.json").unlink()
+    tcp = [check for check in report["hosts"][0]["checks"] if check["id"].startswith("tcp/")]
+    if any(check["status"] != "fail" for check in tcp):
+        pytest.skip("something on this machine listens on a SERVERware port on loopback")
+    return tmp_path, report
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_terminal_table_fits_80_columns_and_lists_every_failure_with_its_fix(tmp_path: Path) -> None:
+    folder, report = _unreachable(tmp_path)
+
+    raw = _on_a_terminal(folder, *CHECK_UNREACHABLE, env={"COLUMNS": "80"}, command=COMMAND[:5])
+    drawn = ANSI.sub("", raw).replace("\r", "")
+    final = drawn[drawn.index("1 host(s): 0 ready, 1 not ready") :]
+
+    too_wide = [line for line in final.splitlines() if len(line) > 80]
+    assert too_wide == []
+    assert "┃ Host" in final and "NOT READY" in final
+    failures = [check for check in report["hosts"][0]["checks"] if check["status"] == "fail"]
+    assert len(failures) == 5
+    for check in failures:
+        assert _flat(check["remediation"]) in _flat(final), f"{check['id']}'s fix is missing"
+
+
+def test_plain_output_prints_each_failure_fix_and_one_line_per_cause(tmp_path: Path) -> None:
+    folder, report = _unreachable(tmp_path)
+
+    completed = subprocess.run(
+        [*COMMAND[:5], *CHECK_UNREACHABLE], capture_output=True, text=True, timeout=60, cwd=folder
+    )
+
+    lines = completed.stdout.splitlines()
+    checks = report["hosts"][0]["checks"]
+    causes = [line for line in lines if line.startswith(("  FAIL", "  ERROR", "  SKIPPED"))]
+    assert len(causes) == 5, completed.stdout
+    assert [line.split()[1].rstrip(":") for line in causes] == ["tcp/80", "tcp/81", "tcp/443", "tcp/2020", "tcp/2222"]
+    assert "(blocks service/443, gui-login/443)" in causes[2]
+    for check in checks:
+        if check["status"] == "fail":
+            assert f"          fix: {check['remediation']}" in lines
+    # The verdict, a line and a fix for each of the five causes, the summary, and where the report went.
+    assert len(lines) == 1 + 2 * 5 + 1 + 1

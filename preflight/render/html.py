@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from preflight.model import RunReport
+from preflight.render import causes
 from preflight.render.json import to_document
 from preflight.resources import data_dir
 
 TEMPLATE = "report.html.j2"
-BLOCKING = ("fail", "error")
 
 
 def render(report: RunReport) -> str:
@@ -40,40 +40,18 @@ def render_document(document: Mapping[str, Any]) -> str:
 def host_view(host: Mapping[str, Any]) -> dict[str, Any]:
     """A host's checks sorted for a reader: what to fix (in order, each with what it blocks), warnings, passes."""
     checks: Sequence[Mapping[str, Any]] = host["checks"]
-    by_id = {check["id"]: check for check in checks}
-    blocked: dict[str, list[Mapping[str, Any]]] = {}
-    fixes: list[Mapping[str, Any]] = []
-    for check in checks:
-        if check["status"] == "skipped":
-            cause = root_cause(check, by_id)
-            if cause is not None and cause["status"] != "skipped":
-                blocked.setdefault(cause["id"], []).append(check)
-                continue
-        if check["status"] in (*BLOCKING, "skipped"):
-            fixes.append(check)
-    # The profile orders the checks as they depend on each other (address, ports, services, logins), so the
-    # report's own order is the order to fix them in; a cause that is only a warning still heads its list.
+    grouped = causes.group([causes.Row(c["id"], c["status"], _needs(c)) for c in checks])
     return {
         "host": host,
-        "fixes": [{"check": check, "blocked": blocked.get(check["id"], [])} for check in fixes],
-        "warnings": [
-            {"check": check, "blocked": blocked.get(check["id"], [])} for check in checks if check["status"] == "warn"
-        ],
-        "passed": [check for check in checks if check["status"] == "pass"],
+        "fixes": [{"check": checks[p.index], "blocked": [checks[i] for i in p.blocked]} for p in grouped.problems],
+        "warnings": [{"check": checks[index], "blocked": []} for index in grouped.warnings],
+        "passed": [checks[index] for index in grouped.passes],
     }
 
 
-def root_cause(check: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The first check, following `evidence.needs` from a skipped one, that was not itself skipped."""
-    seen = {check["id"]}
-    current = check
-    while current["status"] == "skipped":
-        needs = (current.get("evidence") or {}).get("needs")
-        if not isinstance(needs, str) or needs in seen or needs not in by_id:
-            return None
-        seen.add(needs)
-        current = by_id[needs]
-    return current
+def _needs(check: Mapping[str, Any]) -> str | None:
+    needs = (check.get("evidence") or {}).get("needs")
+    return needs if isinstance(needs, str) else None
 
 
 def evidence_kind(value: Any) -> str:
