@@ -273,6 +273,8 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
         return EXIT_READY
     inventory = _select_hosts(inventory, args.host)
+    if args.remote is not None:
+        _refuse_remote_misuse(args)
     # Report paths are checked before any probe is sent, so a bad path costs nothing and exits 2; the reports are
     # written only at the end, whole, so an interrupted run leaves no part of one.
     json_path = None if args.json in (None, "-") else Path(args.json)
@@ -461,12 +463,6 @@ def _check_remotely(
     """Hand the inventory to a preflight service and wait for its signed report; the terminal shows the same."""
     from preflight.remote import check_remote
 
-    if args.sign is not None:
-        raise UsageError("--sign: a remote check comes back signed by the service; use one or the other")
-    if args.only:
-        raise UsageError("--only: a remote check runs every check of each host's profile")
-    if not args.token:
-        raise UsageError("--remote needs the service's API token: --token TOKEN or PREFLIGHT_TOKEN")
     shown = progress_for(human, len(inventory.hosts), args.quiet)
     with shown as progress:
         result = check_remote(
@@ -480,3 +476,13 @@ def _check_remotely(
             progress.host_done(host)
     progress.finish(result.report)
     return result.report, (result.report_json.decode(), result.signature)
+
+
+def _refuse_remote_misuse(args: argparse.Namespace) -> None:
+    """Options a remote check cannot honour, refused before anything is sent."""
+    if args.sign is not None:
+        raise UsageError("--sign: a remote check comes back signed by the service; use one or the other")
+    if args.only:
+        raise UsageError("--only: a remote check runs every check of each host's profile")
+    if not args.token:
+        raise UsageError("--remote needs the service's API token: --token TOKEN or PREFLIGHT_TOKEN")

@@ -95,8 +95,8 @@ class ServiceProcess:
         return requests.get(self.url + path, timeout=30, **kwargs)
 
     def post_check(self, body: Any, token: str | None = None, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
-        if isinstance(body, (bytes, str)):
+        headers = {"Authorization": f"Bearer {self.token if token is None else token}", **kwargs.pop("headers", {})}
+        if not isinstance(body, (dict, list)):
             return requests.post(self.url + "/api/v1/checks", data=body, headers=headers, timeout=30, **kwargs)
         return requests.post(self.url + "/api/v1/checks", json=body, headers=headers, timeout=30, **kwargs)
 
