@@ -38,6 +38,28 @@ lab_start_docker() {
     done
 }
 
+# PostgreSQL from Debian for the service's tests: installed if missing, its cluster started without systemd.
+# The tests make their own role and database in it, and drop them afterwards.
+lab_start_postgresql() {
+    if ! command -v pg_lsclusters >/dev/null 2>&1; then
+        echo "lab: installing postgresql"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq postgresql >/dev/null
+    fi
+    if [ -z "$(pg_lsclusters -h)" ]; then
+        local newest
+        newest=$(ls /usr/lib/postgresql | sort -V | tail -1)
+        pg_createcluster "$newest" main >/dev/null
+    fi
+    local version name status
+    while read -r version name _ status _; do
+        if [[ "$status" != online* ]]; then
+            echo "lab: starting PostgreSQL $version/$name"
+            pg_ctlcluster "$version" "$name" start
+        fi
+    done < <(pg_lsclusters -h)
+}
+
 lab_ready() {
     lab_install_packages
     lab_start_docker

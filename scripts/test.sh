@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The project's one test command: installs Docker and the lab if missing, installs preflight with its test
+# The project's one test command: installs Docker, PostgreSQL and the lab if missing, installs preflight with its test
 # extras into .venv, lints, and runs the whole test suite against real sshd and nginx containers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source lab/engine.sh
 lab_ready
+lab_start_postgresql
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
