@@ -45,8 +45,9 @@ def fenced_blocks(path: Path) -> list[Block]:
 
 
 def marked_block(path: Path, marker: str) -> Block:
-    """The one block whose HTML comment starts with `<!-- marker`."""
-    found = [block for block in fenced_blocks(path) if block.marker.startswith(f"<!-- {marker}")]
+    """The one block whose HTML comment names `marker` first: `<!-- marker -->` or `<!-- marker: why -->`."""
+    named = re.compile(rf"<!-- {re.escape(marker)}(:| |-->)")
+    found = [block for block in fenced_blocks(path) if named.match(block.marker)]
     if len(found) != 1:
         raise LookupError(f"{path.name}: expected one block marked <!-- {marker} -->, found {len(found)}")
     return found[0]

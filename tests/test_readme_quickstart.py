@@ -86,16 +86,23 @@ def quickstart_image() -> str:
     return IMAGE
 
 
-def test_the_quickstart_block_is_found_and_is_a_shell_block() -> None:
-    block = marked_block(REPO / "README.md", "quickstart")
+QUICK_STARTS = ["quickstart", "quickstart-venv"]
+
+
+@pytest.mark.parametrize("marker", QUICK_STARTS)
+def test_the_quickstart_block_is_found_and_is_a_shell_block(marker: str) -> None:
+    block = marked_block(REPO / "README.md", marker)
 
     assert block.lang == "sh"
     assert "preflight demo" in block.text.splitlines()[-1]
-    assert "pip install ." not in block.text.replace("pipx install .", "")
+    assert "python3 -m pip install" not in block.text
 
 
-def test_the_readme_quickstart_runs_as_written_on_a_fresh_debian(quickstart_image: str, tmp_path: Path) -> None:
-    block = marked_block(REPO / "README.md", "quickstart")
+@pytest.mark.parametrize("marker", QUICK_STARTS)
+def test_the_readme_quickstart_runs_as_written_on_a_fresh_debian(
+    quickstart_image: str, tmp_path: Path, marker: str
+) -> None:
+    block = marked_block(REPO / "README.md", marker)
     source = _source_tree(tmp_path / "preflight")
     wheelhouse = _wheelhouse()
     script = tmp_path / "quickstart.sh"
