@@ -32,11 +32,11 @@ def add_commands(commands: Any, positive_int: Any, positive_float: Any, methods:
                        help="Ed25519 key that signs every report (default STATE/signing_key, created on first start)")
     serve.add_argument("--egress-address", default="", metavar="ADDR",
                        help="the public address support's probes leave from, shown to customers to allow-list")
-    serve.add_argument("--limit-per-client", type=positive_int, default=10, metavar="N",
+    serve.add_argument("--limit-per-client", type=_limit, default=10, metavar="N",
                        help="checks per hour from one client address (default %(default)s)")
-    serve.add_argument("--limit-per-target", type=positive_int, default=6, metavar="N",
+    serve.add_argument("--limit-per-target", type=_limit, default=6, metavar="N",
                        help="checks per hour of one target address (default %(default)s)")
-    serve.add_argument("--max-hosts", type=positive_int, default=20, metavar="N",
+    serve.add_argument("--max-hosts", type=_limit, default=20, metavar="N",
                        help="hosts one posted inventory may hold (default %(default)s)")
     serve.add_argument("--workers", type=positive_int, default=4, metavar="N",
                        help="checks run at once (default %(default)s)")
@@ -60,6 +60,12 @@ def add_commands(commands: Any, positive_int: Any, positive_float: Any, methods:
     add_token = tokens_verbs.add_parser("add", help="create a token and print it once (only its hash is kept)")
     add_token.add_argument("name", metavar="NAME")
     _add_db(add_token)
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 10000000, not {text!r}")
+    return int(text)
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
