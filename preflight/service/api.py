@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -45,17 +46,24 @@ async def create_check(request: Request) -> Response:
         return error(422, "contact: must be an e-mail address (a string of at most 320 characters)")
     if "inventory" not in body:
         return error(422, "inventory: is required (the YAML inventory's shape: defaults, hosts)")
-    try:
+    client = client_of(request)
+
+    def accept() -> str:
         submission = from_document(body["inventory"], service.profiles, service.policy, service.config.max_hosts)
-        check_id = service.submit(
+        return service.submit(
             submission,
             ticket=ticket.strip(),
             contact=contact.strip(),
             source="api",
             submitted_by=owner,
-            client=client_of(request),
+            client=client,
             limit_client=True,
         )
+
+    try:
+        # A name's lookup (up to its deadline) and the database writes block: off the event loop, so one slow
+        # submission does not hold up every other request.
+        check_id = await run_in_threadpool(accept)
     except IntakeError as exc:
         return error(422, str(exc))
     except RateLimited as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +15,13 @@ from preflight.resolution import source_address
 from preflight.service import schema
 from preflight.service.config import ServiceConfig
 from preflight.service.intake import Submission
-from preflight.service.jobs import InProcessJobs, JobSettings
+from preflight.service.jobs import InProcessJobs, JobSettings, ProbeSettings
 from preflight.service.policy import TargetPolicy, check_rates, own_addresses
 from preflight.service.sealing import Sealer, derive, load_or_create_master_key
 from preflight.service.store import NewCheck, Store, make_engine
 
 _log = logging.getLogger(__name__)
+_submit_lock = threading.Lock()
 
 
 @dataclass
@@ -44,16 +46,14 @@ class Service:
         profiles = dict(load_profiles(known_checks=frozenset(registry())))
         policy = TargetPolicy(allowed=config.allow_targets, own=own_addresses())
         sealer = Sealer(master)
-        settings = JobSettings(
-            store=store,
-            sealer=sealer,
+        probing = ProbeSettings(
             profiles=profiles,
-            signing_key=signing_key,
             policy=policy,
             known_hosts=config.known_hosts_path,
             timeout=config.timeout,
             tcp_method=config.tcp_method,
         )
+        settings = JobSettings(probing=probing, store=store, sealer=sealer, signing_key=signing_key)
         return cls(
             config=config,
             store=store,
@@ -89,23 +89,27 @@ class Service:
     ) -> str:
         """Queue a valid submission within the rate limits (RateLimited otherwise); returns the check's id."""
         addresses = [address for _, pinned in submission.targets for address in pinned]
-        check_rates(self.store, self.config.limits, client if limit_client else None, addresses)
         plans = build_plan(submission.inventory, self.profiles)
-        check_id = self.store.create_check(
-            NewCheck(
-                ticket=ticket,
-                contact=contact,
-                source=source,
-                submitted_by=submitted_by,
-                client_address=client,
-                product=submission.product,
-                targets=[(name, address) for name, pinned in submission.targets for address in pinned],
-                total=sum(len(plan.targets) for plan in plans),
-                sealed_inventory=self.sealer.seal(submission.text.encode()),
-                vantage="",
-                egress_address=self.egress_for(submission),
+        sealed = self.sealer.seal(submission.text.encode())
+        egress = self.egress_for(submission)
+        # Submissions arrive on several threads: counting and recording one must not interleave with another's.
+        with _submit_lock:
+            check_rates(self.store, self.config.limits, client if limit_client else None, addresses)
+            check_id = self.store.create_check(
+                NewCheck(
+                    ticket=ticket,
+                    contact=contact,
+                    source=source,
+                    submitted_by=submitted_by,
+                    client_address=client,
+                    product=submission.product,
+                    targets=[(name, address) for name, pinned in submission.targets for address in pinned],
+                    total=sum(len(plan.targets) for plan in plans),
+                    sealed_inventory=sealed,
+                    vantage="",
+                    egress_address=egress,
+                )
             )
-        )
         _log.info("check %s queued: %d host(s), ticket %r, from %s", check_id, len(plans), ticket, client)
         self.jobs.submitted()
         return check_id
