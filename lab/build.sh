@@ -6,7 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-base_packages="openssh-server,nginx-light,python3,openssl,procps,iproute2,libpam-oath"
+base_packages="openssh-server,nginx-light,python3,openssl,procps,iproute2,libpam-oath,kamailio"
 suite="bookworm"
 base_digest=$(printf '%s %s' "$suite" "$base_packages" | sha256sum | cut -c1-12)
 base_image="preflight-lab-base:$base_digest"

@@ -73,17 +73,20 @@ class Credentials(BaseModel):
     root_password: SecretStr | None = None
     key_file: Path | None = None
     key_passphrase: SecretStr | None = None
+    # An OpenSSH user certificate for key_file's key (ssh-keygen -s ... key.pub makes key-cert.pub).
+    certificate_file: Path | None = None
 
     @field_validator("key_file")
     @classmethod
     def _key_file_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base = info.context["inventory_dir"] if info.context else Path.cwd()
-        path = (base / value.expanduser()).resolve()
-        if not path.is_file():
-            raise ValueError(f"no such key file: {path}")
-        return path
+        return _existing_file(value, info, "key file")
+
+    @field_validator("certificate_file")
+    @classmethod
+    def _certificate_file_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and info.data.get("key_file", "") is None:
+            raise ValueError("needs key_file: the certificate is offered with its private key")
+        return _existing_file(value, info, "certificate file")
 
     @property
     def provided(self) -> bool:
@@ -106,7 +109,10 @@ class SshSettings(Credentials):
         override = self.per_port.get(port)
         if override is None:
             return Credentials(
-                root_password=self.root_password, key_file=self.key_file, key_passphrase=self.key_passphrase
+                root_password=self.root_password,
+                key_file=self.key_file,
+                key_passphrase=self.key_passphrase,
+                certificate_file=self.certificate_file,
             )
         return override
 
@@ -122,6 +128,29 @@ class GuiSettings(BaseModel):
     allow_plain_http: StrictBool = False
 
 
+class SetupWizardSettings(BaseModel):
+    """The Setup Wizard's login, where it differs from root and the root password, and its plain-HTTP opt-in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = Field(default="root", min_length=1)
+    # None: ssh.root_password (the host's, never a per-port override).
+    password: SecretStr | None = None
+    # Strict, as gui.allow_plain_http: sending the root password in clear needs a real YAML true.
+    allow_plain_http: StrictBool = False
+
+
+def _existing_file(value: Path | None, info: ValidationInfo, what: str) -> Path | None:
+    """`value` resolved against the inventory's folder; an error unless it names a file."""
+    if value is None:
+        return None
+    base = info.context["inventory_dir"] if info.context else Path.cwd()
+    path = (base / value.expanduser()).resolve()
+    if not path.is_file():
+        raise ValueError(f"no such {what}: {path}")
+    return path
+
+
 class Host(BaseModel):
     """One PBXware or SERVERware system that support must be able to reach."""
 
@@ -132,7 +161,10 @@ class Host(BaseModel):
     address: str
     gui: GuiSettings = GuiSettings()
     ssh: SshSettings = SshSettings()
+    setup_wizard: SetupWizardSettings = SetupWizardSettings()
     require_public_ip: bool = True
+    # Optional add-ons to the product's profile, by name: `voip` adds checks/pbxware-voip.yaml.
+    profiles: tuple[str, ...] = ()
 
     @field_validator("product")
     @classmethod
@@ -161,7 +193,7 @@ class Host(BaseModel):
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret this host carries, so outputs can be proved free of them."""
-        values = [self.gui.password, self.ssh.root_password, self.ssh.key_passphrase]
+        values = [self.gui.password, self.ssh.root_password, self.ssh.key_passphrase, self.setup_wizard.password]
         for override in self.ssh.per_port.values():
             values += [override.root_password, override.key_passphrase]
         return tuple(value.get_secret_value() for value in values if value is not None and value.get_secret_value())
@@ -230,6 +262,7 @@ def _known_keys() -> Mapping[Loc, tuple[str, ...]]:
     for section in ("hosts", "defaults"):
         known[(section, "ssh")] = ssh_keys
         known[(section, "gui")] = gui_keys
+        known[(section, "setup_wizard")] = tuple(SetupWizardSettings.model_fields)
         known[(section, "ssh", "per_port")] = credential_keys
     return known
 
@@ -445,6 +478,12 @@ def _digest_without_secrets(value: Any) -> str:
 
 
 def _check_against_profile(host: Host, profile: Profile, findings: _Findings, locate: Any) -> None:
+    for index, name in enumerate(host.profiles):
+        if profile.addon(name) is None:
+            known = ", ".join(addon.addon_name for addon in profile.addons) or "none"
+            findings.error(
+                locate(("profiles", index)), f"no add-on profile {name!r} for {profile.product} (known: {known})"
+            )
     ssh_ports = [required.port for required in profile.ports_for("ssh")]
     for port in host.ssh.per_port:
         if port not in ssh_ports:

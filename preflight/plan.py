@@ -28,9 +28,12 @@ def build_plan(
     probes = registry()
     plans = []
     for host in inventory.hosts:
-        profile = profiles[host.product]
+        product = profiles[host.product]
+        # The product's own checks, then those of each add-on the host names (`profiles: [voip]`), in its order.
+        selected = [product, *(addon for name in host.profiles if (addon := product.addon(name)) is not None)]
         targets = [
             replace(target, options=options or RunOptions())
+            for profile in selected
             for kind in profile.checks
             if not only or kind in only
             for target in probes[kind].plan(host, profile)

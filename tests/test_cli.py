@@ -46,7 +46,7 @@ def inventory(tmp_path: Path) -> Path:
     [
         (
             ["check", "{inv}", "--only", "nope"],
-            "preflight check: error: argument --only: unknown check kind nope; known: gui-login, public-ip, service, ssh-root, tcp, vantage",
+            "preflight check: error: argument --only: unknown check kind nope; known: gui-login, public-ip, rtp, service, setup-wizard-login, sip, ssh-root, tcp, vantage",
         ),
         (
             ["check", "{inv}", "--timeout", "0"],
@@ -76,7 +76,7 @@ def inventory(tmp_path: Path) -> Path:
         (["check"], "preflight check: error: the following arguments are required: INVENTORY"),
         (
             ["frobnicate"],
-            "preflight: error: argument command: invalid choice: 'frobnicate' (choose from 'check', 'validate', 'demo', 'render', 'verify', 'serve', 'users', 'tokens')",
+            "preflight: error: argument command: invalid choice: 'frobnicate' (choose from 'check', 'validate', 'demo', 'render', 'verify', 'serve', 'worker', 'users', 'tokens')",
         ),
     ],
 )

@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 
 from preflight.deadline import Deadline
-from preflight.html_forms import find_login_form, second_factor_prompt, username_field
-from preflight.http_auth import Challenge, DigestCredentials, http_auth_for, parse_challenges
 from preflight.inventory import Host
 from preflight.model import Finding, Status
 from preflight.probes import gui_login
-from preflight.probes.gui_login import Endpoint, judge_login, login_endpoints
+from preflight.probes.gui_login import login_endpoints
 from preflight.profiles import GuiLogin, Profile, RequiredPort, load_profiles
 from preflight.target import Target
+from preflight.web.html_forms import find_login_form, second_factor_prompt, username_field
+from preflight.web.http_auth import Challenge, DigestCredentials, http_auth_for, parse_challenges
+from preflight.web.login import Endpoint, judge_login
 
 PROFILES = load_profiles()
 PBXWARE = PROFILES["pbxware"]
@@ -249,7 +250,6 @@ def test_plain_http_ports_are_tried_only_with_the_opt_in() -> None:
     assert login_endpoints(PBXWARE, 443, allow_plain_http=True) == [
         Endpoint("https", 443),
         Endpoint("http", 80),
-        Endpoint("http", 81),
     ]
     assert login_endpoints(PBXWARE, 80, allow_plain_http=False) == []
 

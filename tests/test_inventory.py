@@ -233,7 +233,7 @@ BROKEN = [
             address: 192.0.2.10
             port: 2020
         """,
-        "inventory.yaml:5: hosts[0].port: unknown key; expected one of: name, product, address, gui, ssh, require_public_ip",
+        "inventory.yaml:5: hosts[0].port: unknown key; expected one of: name, product, address, gui, ssh, setup_wizard, require_public_ip, profiles",
         id="unknown-host-key",
     ),
     pytest.param(
@@ -246,7 +246,7 @@ BROKEN = [
               user: root
         """,
         "inventory.yaml:6: hosts[0].ssh.user: unknown key; "
-        "expected one of: root_password, key_file, key_passphrase, host_key, per_port",
+        "expected one of: root_password, key_file, key_passphrase, certificate_file, host_key, per_port",
         id="unknown-ssh-key",
     ),
     pytest.param(
@@ -273,7 +273,7 @@ BROKEN = [
                   password: x
         """,
         "inventory.yaml:8: hosts[0].ssh.per_port.2222.password: unknown key; "
-        "expected one of: root_password, key_file, key_passphrase",
+        "expected one of: root_password, key_file, key_passphrase, certificate_file",
         id="unknown-per-port-key",
     ),
     # --- the hosts list ---------------------------------------------------------------------------------------------
@@ -722,7 +722,7 @@ BROKEN = [
         hosts:
           - {name: pbx1, product: pbxware, address: 192.0.2.10}
         """,
-        "inventory.yaml:2: defaults.timeout: unknown key; expected one of: product, gui, ssh, require_public_ip",
+        "inventory.yaml:2: defaults.timeout: unknown key; expected one of: product, gui, ssh, setup_wizard, require_public_ip, profiles",
         id="defaults-unknown-key",
     ),
     pytest.param(
@@ -1063,7 +1063,7 @@ def test_check_with_a_broken_inventory_exits_2_without_probing(tmp_path: Path) -
     )
     message = (
         "inventory.yaml:3: hosts[1].port: unknown key; "
-        "expected one of: name, product, address, gui, ssh, require_public_ip"
+        "expected one of: name, product, address, gui, ssh, setup_wizard, require_public_ip, profiles"
     )
 
     run = _preflight(tmp_path, "check", "inventory.yaml", "--timeout", "1")

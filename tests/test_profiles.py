@@ -56,6 +56,7 @@ def test_changing_a_required_port_is_a_one_line_edit(tmp_path: Path) -> None:
         "service/2021",
         "ssh-root/2021",
         "gui-login/443",
+        "setup-wizard-login/81",
     ]
 
 
@@ -76,11 +77,11 @@ def test_only_narrows_the_plan_to_the_named_kinds(tmp_path: Path) -> None:
         ),
         (
             "product: pbxware\ntitle: X\nports:\n  - {port: 80, service: gopher, purpose: x}\ngui_login: {port: 443}\nchecks: [tcp]\n",
-            "pbxware.yaml:4: ports[0].service: input should be 'ssh', 'http' or 'https'",
+            "pbxware.yaml:4: ports[0].service: input should be 'ssh', 'http', 'https', 'http-or-https' or 'sip'",
         ),
         (
             "product: pbxware\ntitle: X\nports:\n  - {port: 80, service: http, purpose: x}\ngui_login: {port: 443}\nchecks: [tcp, telnet]\n",
-            "pbxware.yaml:6: checks[1]: no probe named 'telnet'; known: gui-login, public-ip, service, ssh-root, tcp, vantage",
+            "pbxware.yaml:6: checks[1]: no probe named 'telnet'; known: gui-login, public-ip, rtp, service, setup-wizard-login, sip, ssh-root, tcp, vantage",
         ),
         (
             "product: other\ntitle: X\nports:\n  - {port: 80, service: http, purpose: x}\ngui_login: {port: 443}\nchecks: [tcp]\n",

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from preflight.certificate_evidence import certificate_evidence
 from preflight.deadline import Deadline
 from preflight.inventory import Host
 from preflight.model import Finding, Status
 from preflight.probes import gui_login, service, ssh_root
 from preflight.profiles import RequiredPort, load_profiles
 from preflight.target import Target
+from preflight.web.certificate_evidence import certificate_evidence
 from tests.lab import LabCertificate, make_certificate, openssl_fingerprint
 from tests.loopback import loopback_server
 

@@ -25,16 +25,21 @@ import requests
 import urllib3
 
 from preflight import __version__
-from preflight.certificate_evidence import certificate_evidence
 from preflight.deadline import Deadline
-from preflight.http_client import deadline_session, exception_causes
 from preflight.inventory import Host
 from preflight.model import Finding, Status
 from preflight.profiles import Profile
 from preflight.target import Target
+from preflight.web.certificate_evidence import certificate_evidence
+from preflight.web.http_client import deadline_session, exception_causes
 
 REQUIREMENT = "TCP {port} must be answered by the system's {service}, not merely accepted: {purpose}."
-SERVICE_NAMES = {"ssh": "SSH server", "http": "web server (HTTP)", "https": "web server (HTTPS)"}
+SERVICE_NAMES = {
+    "ssh": "SSH server",
+    "http": "web server (HTTP)",
+    "https": "web server (HTTPS)",
+    "http-or-https": "web server (HTTPS or plain HTTP)",
+}
 SSH_IDENTIFICATION = f"SSH-2.0-preflight_{__version__}\r\n".encode()
 SSH2_VERSIONS = ("2.0", "1.99")
 # RFC 4253 allows 255 bytes for the version line and text lines before it; both limits leave room for sloppy servers.
@@ -60,6 +65,7 @@ def plan(host: Host, profile: Profile) -> list[Target]:
             needs=f"tcp/{required.port}",
         )
         for required in profile.ports
+        if required.service in SERVICE_NAMES
     ]
 
 
@@ -72,7 +78,24 @@ def run(target: Target, deadline: Deadline) -> Finding:
         return ssh_identity(target, deadline)
     if required.service == "http":
         return http_identity(target, deadline)
+    if required.service == "http-or-https":
+        return web_identity(target, deadline)
     return https_identity(target, deadline)
+
+
+def web_identity(target: Target, deadline: Deadline) -> Finding:
+    """HTTPS if the port completes a TLS handshake, else plain HTTP: either passes, and the evidence says which."""
+    tls = https_identity(target, deadline)
+    not_tls = tls.evidence.get("reason") == "tls-handshake-failed" and tls.evidence.get("not_tls")
+    if not not_tls:
+        return Finding(tls.status, tls.summary, {**tls.evidence, "scheme": "https"}, tls.remediation)
+    plain = http_identity(target, deadline)
+    evidence = {**plain.evidence, "scheme": "http", "tls_error": tls.evidence.get("tls_error")}
+    if plain.status is not Status.PASS:
+        return Finding(plain.status, plain.summary, evidence, plain.remediation)
+    return Finding(
+        Status.PASS, f"{plain.summary} (plain HTTP: no TLS on this port)", evidence, plain.remediation
+    )
 
 
 def printable(data: bytes, limit: int = SUMMARY_CHARS) -> str:
@@ -504,6 +527,7 @@ def _handshake_failed(
         "RECORD_LAYER_FAILURE",
         "PACKET_LENGTH_TOO_LONG",
     )
+    evidence["not_tls"] = not_tls
     hint = ": the port does not speak TLS (plain HTTP?)" if not_tls else ""
     return Finding(
         Status.FAIL,

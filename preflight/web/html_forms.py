@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from preflight.profiles import GuiLogin
+from preflight.profiles import LoginPage
 
 _USERNAME_HINTS = ("user", "login", "email", "name")
 # Words that name a one-time-code field: otp_code, twoFactorToken, "Verification code", autocomplete=one-time-code.
@@ -76,12 +76,15 @@ class _FormParser(HTMLParser):
         self._label_for = ""
         self._label_inputs: list[FormInput] = []
         self._labels_by_id: dict[str, str] = {}
+        self.metas: list[dict[str, str]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {name: value or "" for name, value in attrs}
         if tag == "form":
             self._form = LoginForm(attributes.get("action", ""), attributes.get("method", "get").lower() or "get")
             self.forms.append(self._form)
+        elif tag == "meta":
+            self.metas.append(attributes)
         elif tag == "label":
             self._label_text, self._label_for, self._label_inputs = [], attributes.get("for", ""), []
         elif tag == "input" and self._form is not None and attributes.get("name"):
@@ -128,7 +131,26 @@ def parse_forms(html: str) -> list[LoginForm]:
     return parser.forms
 
 
-def find_login_form(html: str, settings: GuiLogin | None = None) -> LoginForm | None:
+def meta_csrf_fields(html: str) -> dict[str, str]:
+    """The CSRF token a page's script would copy from a <meta> tag into the form, by the field name it goes in.
+
+    Rails' pair (`csrf-param` names the field, `csrf-token` holds the value) first; else every <meta> whose name
+    says csrf or xsrf, sent as a field of that same name.
+    """
+    parser = _FormParser()
+    parser.feed(html)
+    parser.close()
+    metas = {meta.get("name", "").strip(): meta.get("content", "") for meta in parser.metas if meta.get("name")}
+    if metas.get("csrf-param") and "csrf-token" in metas:
+        return {metas["csrf-param"]: metas["csrf-token"]}
+    return {
+        name: value
+        for name, value in metas.items()
+        if any(word in name.lower() for word in ("csrf", "xsrf")) and name.lower() != "csrf-param"
+    }
+
+
+def find_login_form(html: str, settings: LoginPage | None = None) -> LoginForm | None:
     """The login form: the one holding the profile's password field if it names one, else the first with a password."""
     forms = parse_forms(html)
     if settings is not None and settings.password_field:
@@ -136,7 +158,7 @@ def find_login_form(html: str, settings: GuiLogin | None = None) -> LoginForm | 
     return next((form for form in forms if form.password_fields), None)
 
 
-def username_field(form: LoginForm, settings: GuiLogin | None = None) -> str | None:
+def username_field(form: LoginForm, settings: LoginPage | None = None) -> str | None:
     """The field the username goes in: the profile's if named and present, else the likeliest text field."""
     if settings is not None and settings.username_field and settings.username_field in form.names:
         return settings.username_field
@@ -145,7 +167,7 @@ def username_field(form: LoginForm, settings: GuiLogin | None = None) -> str | N
     return candidates[0] if candidates else None
 
 
-def password_field(form: LoginForm, settings: GuiLogin | None = None) -> str:
+def password_field(form: LoginForm, settings: LoginPage | None = None) -> str:
     if settings is not None and settings.password_field and settings.password_field in form.names:
         return settings.password_field
     return form.password_fields[0]
