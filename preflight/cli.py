@@ -6,15 +6,14 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from preflight import __version__, known_hosts, signing
 from preflight.inventory import Inventory, load_inventory
 from preflight.located_yaml import ConfigError
-from preflight.model import RunReport
 from preflight.options import RunOptions
 from preflight.output_files import OutputError, check_writable, refuse_collisions, write_atomically
 from preflight.plan import build_plan
@@ -259,7 +258,7 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         return _demo(args, outputs)
     if args.command == "verify":
         return _verify(args)
-    if args.command in ("serve", "users", "tokens"):
+    if args.command in ("serve", "worker", "users", "tokens"):
         from preflight.service import commands as service_commands
 
         return service_commands.run(args)
@@ -296,7 +295,9 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
 
     signed_remotely: tuple[str, bytes] | None = None
     if args.remote is not None:
-        report, signed_remotely = _check_remotely(args, inventory, human)
+        document, signed_remotely = _check_remotely(args, inventory, human)
+        # A remote report is written as the service signed it, byte for byte, so its signature still verifies.
+        json_text = signed_remotely[0]
     else:
         options = RunOptions(
             tcp_method=args.tcp_method, known_hosts=args.known_hosts, strict_host_keys=args.strict_host_keys
@@ -310,8 +311,7 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
             )
             report = replace(report, warnings=warnings, inventory_sha256=inventory.sha256)
         progress.finish(report)
-    # A remote report is written as the service signed it, byte for byte, so its signature still verifies.
-    json_text = signed_remotely[0] if signed_remotely else json_report.render(report)
+        document, json_text = json_report.to_document(report), json_report.render(report)
     if args.json == "-":
         sys.stdout.write(json_text)
     if json_path is not None:
@@ -325,14 +325,15 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
             if not args.quiet:
                 print(f"Signature: {json_path}.sig (preflight verify {json_path} --key SERVICE.pub)", file=human)
     if args.html is not None:
-        write_atomically(args.html, html_report.render(report))
+        write_atomically(args.html, html_report.render_document(document))
         if not args.quiet:
             print(f"HTML report: {args.html}", file=human)
     if args.junit is not None:
-        write_atomically(args.junit, junit_report.render(report))
+        write_atomically(args.junit, junit_report.render_document(document))
         if not args.quiet:
             print(f"JUnit XML: {args.junit}", file=human)
-    return EXIT_READY if report.ready else EXIT_NOT_READY
+    # From several vantages, a host counts as ready only when it is ready from every one.
+    return EXIT_READY if document["summary"]["not_ready"] == 0 else EXIT_NOT_READY
 
 
 def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
@@ -459,9 +460,11 @@ def _select_hosts(inventory: Inventory, names: Sequence[str]) -> Inventory:
 
 def _check_remotely(
     args: argparse.Namespace, inventory: Inventory, human: TextIO
-) -> tuple[RunReport, tuple[str, bytes]]:
+) -> tuple[Mapping[str, Any], tuple[str, bytes]]:
     """Hand the inventory to a preflight service and wait for its signed report; the terminal shows the same."""
-    from preflight.remote import check_remote
+    from preflight import vantages
+    from preflight.remote import check_remote, from_document
+    from preflight.render import terminal
 
     shown = progress_for(human, len(inventory.hosts), args.quiet)
     with shown as progress:
@@ -472,10 +475,15 @@ def _check_remotely(
             inventory,
             deadline_seconds=max(600.0, args.timeout * 10 * len(inventory.hosts)),
         )
-        for host in result.report.hosts:
+        report = None if vantages.is_multi(result.document) else from_document(result.document)
+        for host in report.hosts if report is not None else ():
             progress.host_done(host)
-    progress.finish(result.report)
-    return result.report, (result.report_json.decode(), result.signature)
+    if report is not None:
+        progress.finish(report)
+    else:
+        lines = terminal.document_lines(result.document)
+        print("\n".join(lines[-1:] if args.quiet else lines), file=human)
+    return result.document, (result.report_json.decode(), result.signature)
 
 
 def _refuse_remote_misuse(args: argparse.Namespace) -> None:

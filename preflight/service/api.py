@@ -11,11 +11,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from preflight import __version__
 from preflight.service import accounts
+from preflight.service.core import NoWorker
 from preflight.service.intake import MAX_TEXT, IntakeError, from_document
 from preflight.service.pages import client_of, service_of
 from preflight.service.policy import RateLimited
 
-BODY_KEYS = ("ticket", "contact", "inventory")
+NO_WORKER_RETRY_SECONDS = 30
+BODY_KEYS = ("ticket", "contact", "inventory", "vantages")
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -46,6 +48,9 @@ async def create_check(request: Request) -> Response:
         return error(422, "contact: must be an e-mail address (a string of at most 320 characters)")
     if "inventory" not in body:
         return error(422, "inventory: is required (the YAML inventory's shape: defaults, hosts)")
+    vantages = body.get("vantages", [])
+    if not isinstance(vantages, list) or not all(isinstance(name, str) for name in vantages) or len(vantages) > 32:
+        return error(422, "vantages: must be a list of vantage names, such as [\"eu\", \"us\"]")
     client = client_of(request)
 
     def accept() -> str:
@@ -58,6 +63,7 @@ async def create_check(request: Request) -> Response:
             submitted_by=owner,
             client=client,
             limit_client=True,
+            vantages=vantages,
         )
 
     try:
@@ -68,6 +74,8 @@ async def create_check(request: Request) -> Response:
         return error(422, str(exc))
     except RateLimited as exc:
         return error(429, str(exc), {"Retry-After": str(exc.retry_after)})
+    except NoWorker as exc:
+        return error(503, str(exc), {"Retry-After": str(NO_WORKER_RETRY_SECONDS)})
     return JSONResponse({"id": check_id, "status_url": f"/api/v1/checks/{check_id}"}, status_code=202,
                         headers={"Location": f"/api/v1/checks/{check_id}"})
 
@@ -84,7 +92,8 @@ async def get_check(request: Request) -> Response:
         "progress": {"done": row.done, "total": row.total},
         "checked_from": view["egress"],
         "results": [
-            {"host": result.host, "id": result.result_id, "status": result.status, "summary": result.summary}
+            {"host": result.host, "vantage": result.vantage, "id": result.result_id, "status": result.status,
+             "summary": result.summary}
             for result in view["results"]
         ],
         "error": row.error,
@@ -126,6 +135,9 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "ticket": {"type": "string", "maxLength": MAX_TEXT},
                     "contact": {"type": "string", "maxLength": 320},
+                    "vantages": {"type": "array", "items": {"type": "string"}, "maxItems": 32,
+                                 "description": "Vantages to check from (a service with workers); default: every "
+                                 "vantage with a live worker"},
                     "inventory": {"type": "object", "description": "The YAML inventory's shape (defaults, hosts), "
                                   "secrets inline; key files are not accepted."},
                 }})},
@@ -137,6 +149,7 @@ OPENAPI: dict[str, Any] = {
                 "413": {"description": "The body is over the size limit", **_json(_ERROR)},
                 "422": {"description": "An inventory error or a refused target, in one line", **_json(_ERROR)},
                 "429": {"description": "Over a rate limit; see Retry-After", **_json(_ERROR)},
+                "503": {"description": "No worker is connected to the queue yet; see Retry-After", **_json(_ERROR)},
             }}},
         "/api/v1/checks/{check_id}": {"get": {
             "summary": "A check's state, progress and (when done) its report", "parameters": _ID,

@@ -48,6 +48,38 @@ def add_commands(commands: Any, positive_int: Any, positive_float: Any, methods:
     serve.add_argument("--insecure-cookies", action="store_true",
                        help="session cookies without Secure, for a service reached over plain HTTP (not advised)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    serve.add_argument("--queue", default="", metavar="redis://HOST:6379/0",
+                       help="hand checks to `preflight worker` processes through this Redis (Celery) instead of "
+                       "running them here; the queue key to copy to workers is STATE/queue.key")
+    serve.add_argument("--batch-size", type=_limit, default=200, metavar="N",
+                       help="with --queue: hosts per task, so a large inventory runs on several workers (default "
+                       "%(default)s)")
+    serve.add_argument("--visibility-timeout", type=_limit, default=300, metavar="SECONDS",
+                       help="with --queue: a task unacknowledged this long (its worker died) goes to another worker; "
+                       "longer than any batch runs (default %(default)s)")
+
+    worker = commands.add_parser(
+        "worker", help="run the checks a preflight service queues, from this machine's network, as one vantage"
+    )
+    worker.add_argument("--queue", required=True, metavar="redis://HOST:6379/0", help="the service's Redis")
+    worker.add_argument("--vantage", required=True, metavar="NAME",
+                        help="this worker's vantage, such as eu or us-east (lower-case letters, digits and -)")
+    worker.add_argument("--egress-address", default="", metavar="ADDR",
+                        help="the public address this vantage's probes leave from, named in its reports")
+    worker.add_argument("--queue-key", type=Path, metavar="PATH",
+                        help="the service's queue key (STATE/queue.key on the service; default STATE/queue.key here)")
+    worker.add_argument("--allow-targets", default="", metavar="CIDR,...",
+                        help="non-public ranges this worker may probe (it judges every address again)")
+    worker.add_argument("--concurrency", type=positive_int, default=2, metavar="N",
+                        help="batches run at once (default %(default)s)")
+    worker.add_argument("--timeout", type=positive_float, default=10.0, metavar="SECONDS",
+                        help="deadline for each check (default %(default)s)")
+    worker.add_argument("--tcp-method", choices=methods, default="auto", help="as for preflight check")
+    worker.add_argument("--visibility-timeout", type=_limit, default=300, metavar="SECONDS",
+                        help="as for serve; use the same value")
+    worker.add_argument("--state", type=Path, metavar="DIR",
+                        help="folder for the queue key and the known_hosts file (default $XDG_STATE_HOME/preflight)")
+    worker.add_argument("--log-level", choices=LOG_LEVELS, default="info")
 
     users = commands.add_parser("users", help="support engineers' accounts for /support")
     users_verbs = users.add_subparsers(dest="users_command", required=True)
@@ -80,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     """Run one of the service's commands; CommandError for what the user must fix."""
     if args.command == "serve":
         return _serve(args)
+    if args.command == "worker":
+        return _worker(args)
     if args.command == "users":
         return _add_user(args)
     return _add_token(args)
@@ -179,12 +213,16 @@ def _serve(args: argparse.Namespace) -> int:
         tcp_method=args.tcp_method,
         trusted_proxies=tuple(args.trusted_proxy),
         insecure_cookies=args.insecure_cookies,
+        queue_url=_queue_url(args.queue),
+        batch_size=args.batch_size,
+        visibility_timeout=args.visibility_timeout,
     )
     from preflight.service import logs
 
     logs.configure(getattr(logging, args.log_level.upper()))
     import uvicorn
 
+    from preflight.located_yaml import ConfigError
     from preflight.service.app import create_app
     from preflight.service.core import Service
     from preflight.service.sealing import SealingError
@@ -192,7 +230,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         service = Service.open(config)
-    except (SealingError, SigningError, OSError) as exc:
+    except (SealingError, SigningError, ConfigError, OSError) as exc:
         raise CommandError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a database that cannot be reached or migrated
         raise CommandError(f"--db: cannot open the database {_shown_url(config.database_url)}: "
@@ -224,3 +262,89 @@ def _shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as nothing rather than leaked
         return "(unparsable URL)"
+
+
+def _queue_url(url: str) -> str:
+    if url and not url.startswith(("redis://", "rediss://")):
+        raise CommandError(f"--queue {url}: must be a Redis URL such as redis://127.0.0.1:6379/0")
+    return url
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import logging
+    import os
+    import socket
+
+    from preflight.service.policy import parse_networks
+
+    url = _queue_url(args.queue)
+    from preflight.service.queue import VANTAGE_NAME
+
+    if not VANTAGE_NAME.match(args.vantage):
+        raise CommandError(f"--vantage {args.vantage}: must be 1-32 lower-case letters, digits and -, such as eu")
+    try:
+        allowed = parse_networks(args.allow_targets)
+    except ValueError as exc:
+        raise CommandError(f"--allow-targets: {exc}") from None
+    if args.egress_address:
+        try:
+            ipaddress.ip_address(args.egress_address)
+        except ValueError:
+            raise CommandError(f"--egress-address {args.egress_address}: must be an IP address") from None
+    from preflight.service.config import state_dir
+
+    state = args.state if args.state is not None else state_dir()
+    key_path = args.queue_key or state / "queue.key"
+    if not key_path.is_file():
+        raise CommandError(f"--queue-key {key_path}: no such file; copy queue.key from the service's state folder")
+    from preflight.service import logs
+
+    logs.configure(getattr(logging, args.log_level.upper()))
+    from preflight.located_yaml import ConfigError
+    from preflight.probes import registry
+    from preflight.profiles import load_profiles
+    from preflight.service.jobs import ProbeSettings
+    from preflight.service.policy import TargetPolicy, own_addresses
+    from preflight.service.queue import WorkerSettings, make_app, queue_name, serve_as_worker
+    from preflight.service.sealing import Sealer, SealingError, load_or_create_master_key
+
+    try:
+        queue_key = load_or_create_master_key(key_path)
+        profiles = dict(load_profiles(known_checks=frozenset(registry())))
+    except (SealingError, ConfigError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    serve_as_worker(WorkerSettings(
+        probing=ProbeSettings(
+            profiles=profiles,
+            policy=TargetPolicy(allowed=allowed, own=own_addresses()),
+            known_hosts=state / f"worker_known_hosts.{args.vantage}",
+            timeout=args.timeout,
+            tcp_method=args.tcp_method,
+        ),
+        sealer=Sealer(queue_key),
+        vantage=args.vantage,
+        egress_address=args.egress_address,
+    ))
+    app = make_app(url, args.visibility_timeout)
+    print(f"preflight worker: vantage {args.vantage}, queue {_shown_redis(url)}", file=sys.stderr, flush=True)
+    app.worker_main([
+        "worker",
+        f"--queues={queue_name(args.vantage)}",
+        "--pool=threads",
+        f"--concurrency={args.concurrency}",
+        f"--hostname={args.vantage}@{socket.gethostname()}.{os.getpid()}",
+        "--without-gossip",
+        "--without-mingle",
+        f"--loglevel={args.log_level.upper()}",
+    ])
+    return 0
+
+
+def _shown_redis(url: str) -> str:
+    """A Redis URL without its password, for messages and logs."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"

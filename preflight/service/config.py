@@ -35,6 +35,10 @@ class ServiceConfig:
     tcp_method: str = "auto"
     # Behind a TLS proxy on the same machine: trust its X-Forwarded-For/-Proto from these addresses only.
     trusted_proxies: tuple[str, ...] = ()
+    # With a queue (redis://...), checks run on `preflight worker` processes, one queue per vantage.
+    queue_url: str = ""
+    batch_size: int = 200
+    visibility_timeout: int = 300
     # Cookies are Secure by default; only a service reached over plain HTTP beyond loopback needs this off.
     insecure_cookies: bool = False
 
@@ -49,6 +53,11 @@ class ServiceConfig:
     @property
     def service_key_path(self) -> Path:
         return self.state / "service.key"
+
+    @property
+    def queue_key_path(self) -> Path:
+        """The key that seals batches on the queue: copy it to every worker (never the database's key)."""
+        return self.state / "queue.key"
 
     @property
     def known_hosts_path(self) -> Path:

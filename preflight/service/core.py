@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from preflight.profiles import Profile, load_profiles
 from preflight.resolution import source_address
 from preflight.service import schema
 from preflight.service.config import ServiceConfig
-from preflight.service.intake import Submission
+from preflight.service.intake import IntakeError, Submission
 from preflight.service.jobs import InProcessJobs, JobSettings, ProbeSettings
 from preflight.service.policy import TargetPolicy, check_rates, own_addresses
 from preflight.service.sealing import Sealer, derive, load_or_create_master_key
@@ -62,7 +63,8 @@ class Service:
             sealer=sealer,
             session_secret=derive(master, "session").hex(),
             public_key_line=signing.public_key_line(signing_key),
-            jobs=InProcessJobs(settings, config.workers),
+            jobs=_queue_jobs(config, store, sealer, signing_key) if config.queue_url
+            else InProcessJobs(settings, config.workers),
         )
 
     def egress_for(self, submission: Submission) -> str:
@@ -86,12 +88,18 @@ class Service:
         submitted_by: str,
         client: str,
         limit_client: bool,
+        vantages: Sequence[str] = (),
     ) -> str:
-        """Queue a valid submission within the rate limits (RateLimited otherwise); returns the check's id."""
+        """Queue a valid submission within the rate limits (RateLimited otherwise); returns the check's id.
+
+        With a queue, the check runs from each vantage asked for, by default from every vantage with a live worker
+        (IntakeError for a vantage without one, NoWorker when no worker at all is connected).
+        """
+        chosen = self.choose_vantages(vantages)
         addresses = [address for _, pinned in submission.targets for address in pinned]
         plans = build_plan(submission.inventory, self.profiles)
         sealed = self.sealer.seal(submission.text.encode())
-        egress = self.egress_for(submission)
+        egress = "" if self.config.queue_url else self.egress_for(submission)
         # Submissions arrive on several threads: counting and recording one must not interleave with another's.
         with _submit_lock:
             check_rates(self.store, self.config.limits, client if limit_client else None, addresses)
@@ -104,15 +112,35 @@ class Service:
                     client_address=client,
                     product=submission.product,
                     targets=[(name, address) for name, pinned in submission.targets for address in pinned],
-                    total=sum(len(plan.targets) for plan in plans),
+                    total=sum(len(plan.targets) for plan in plans) * max(1, len(chosen)),
                     sealed_inventory=sealed,
-                    vantage="",
+                    vantages=chosen,
                     egress_address=egress,
+                    inventory_sha256=submission.inventory.sha256,
                 )
             )
         _log.info("check %s queued: %d host(s), ticket %r, from %s", check_id, len(plans), ticket, client)
         self.jobs.submitted()
         return check_id
+
+    def live_vantages(self) -> tuple[str, ...]:
+        """The vantages a check can be asked to run from now: none when the service runs checks itself."""
+        return self.jobs.live_vantages()
+
+    def choose_vantages(self, asked: Sequence[str]) -> tuple[str, ...]:
+        live = self.live_vantages()
+        if not self.config.queue_url:
+            if asked:
+                raise IntakeError("this service runs checks from its own network; it has no vantages to choose",
+                                  "vantages")
+            return ()
+        if not live:
+            raise NoWorker("no worker is connected to the queue yet; try again shortly")
+        unknown = [name for name in asked if name not in live]
+        if unknown:
+            raise IntakeError(f"no worker of vantage {unknown[0]} is connected; connected: {', '.join(live)}",
+                              "vantages")
+        return tuple(dict.fromkeys(asked)) or live
 
     def view(self, check_id: str) -> dict[str, Any] | None:
         """A check as the pages and the API show it; None for an id that names nothing."""
@@ -126,5 +154,36 @@ class Service:
             "row": row,
             "results": self.store.results(check_id),
             "report": report,
-            "egress": row.egress_address or (", ".join(report["prober"]["addresses"]) if report else ""),
+            "egress": row.egress_address or checked_from(report, row.vantages),
         }
+
+
+class NoWorker(Exception):
+    """No worker is connected to the queue: a submission cannot be sent anywhere yet (503, Retry-After)."""
+
+
+def checked_from(report: Mapping[str, Any] | None, vantages: str) -> str:
+    """Where a check was made from, as its page says it: each vantage and the address its probes left from."""
+    if report is None:
+        return ", ".join(name for name in vantages.split(",") if name)
+    probers = [vantage["prober"] for vantage in report["vantages"]] if "vantages" in report else [report["prober"]]
+    shown = []
+    for prober in probers:
+        address = prober.get("egress_address") or ", ".join(prober["addresses"])
+        shown.append(f"{prober['vantage']} ({address})" if prober.get("vantage") else address)
+    return "; ".join(shown)
+
+
+def _queue_jobs(config: ServiceConfig, store: Store, sealer: Sealer, signing_key: Any) -> Any:
+    """The queue's dispatcher and collector, when the service hands checks to workers (--queue)."""
+    from preflight.service.queue import QueueJobs, QueueSettings, make_app
+
+    queue_key = load_or_create_master_key(config.queue_key_path)
+    return QueueJobs(QueueSettings(
+        store=store,
+        db_sealer=sealer,
+        queue_sealer=Sealer(queue_key),
+        signing_key=signing_key,
+        app=make_app(config.queue_url, config.visibility_timeout),
+        batch_size=config.batch_size,
+    ))

@@ -15,14 +15,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from preflight import signing
-from preflight.model import CheckResult
+from preflight.model import CheckResult, RunReport
 from preflight.options import RunOptions
 from preflight.plan import build_plan
 from preflight.profiles import Profile
 from preflight.redaction import redact
 from preflight.render import json as json_report
 from preflight.resolution import Resolution
-from preflight.runner import run_plan
+from preflight.runner import CheckDone, run_plan
 from preflight.service import logs
 from preflight.service.intake import load_sealed_text
 from preflight.service.policy import Refused, TargetPolicy
@@ -35,19 +35,61 @@ MIN_SECRET_TO_HUNT = 8
 
 
 @dataclass(frozen=True, slots=True)
-class JobSettings:
-    """What every job needs besides the request: the same knobs `preflight check` has, and the service's keys."""
+class ProbeSettings:
+    """How a job probes: the same knobs `preflight check` has, and the policy that judges every address again."""
 
-    store: Store
-    sealer: Sealer
     profiles: Mapping[str, Profile]
-    signing_key: Ed25519PrivateKey
     policy: TargetPolicy
     known_hosts: Path
     timeout: float = 10.0
     concurrency: int = 32
     tcp_method: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    """What an in-process job needs besides the request: how to probe, and the service's store and keys."""
+
+    probing: ProbeSettings
+    store: Store
+    sealer: Sealer
+    signing_key: Ed25519PrivateKey
     max_attempts: int = 2
+
+
+def probe_inventory(
+    settings: ProbeSettings,
+    inventory_text: str,
+    pinned: Mapping[str, Sequence[str]],
+    on_check_done: CheckDone | None = None,
+) -> RunReport:
+    """Check the hosts of an opened inventory at their pinned addresses: `preflight check`'s plan and runner.
+
+    Raises JobFailed when an address is refused by this runner's own policy (a second look, after the service's).
+    """
+    inventory = load_sealed_text(inventory_text, settings.profiles)
+    secrets = [secret for host in inventory.hosts for secret in host.secrets()]
+    with logs.masking(secrets):
+        for name, addresses in pinned.items():
+            for address in addresses:
+                try:
+                    settings.policy.judge(address, name)
+                except Refused as exc:
+                    raise JobFailed(f"refused by the target policy: {exc}") from None
+        options = RunOptions(tcp_method=settings.tcp_method, known_hosts=settings.known_hosts)
+        plans = build_plan(inventory, settings.profiles, (), options)
+        report = run_plan(
+            plans,
+            timeout=settings.timeout,
+            concurrency=settings.concurrency,
+            on_check_done=on_check_done,
+            resolutions={name: Resolution(tuple(addresses)) for name, addresses in pinned.items()},
+        )
+        report = replace(report, inventory_sha256=inventory.sha256)
+        text = json_report.render(report)
+        if any(secret in text for secret in secrets if len(secret) >= MIN_SECRET_TO_HUNT):
+            raise JobFailed("the report would have held a password, so it was not kept")
+    return report
 
 
 def run_request(settings: JobSettings, row: CheckRow) -> None:
@@ -61,41 +103,22 @@ def run_request(settings: JobSettings, row: CheckRow) -> None:
             text = settings.sealer.open(row.sealed_inventory).decode()
         except SealingError as exc:
             raise JobFailed(str(exc)) from None
-        inventory = load_sealed_text(text, settings.profiles)
-        secrets = [secret for host in inventory.hosts for secret in host.secrets()]
-        with logs.masking(secrets):
-            pinned = _pinned(store.targets(row.id))
-            for name, addresses in pinned.items():
-                for address in addresses:
-                    try:
-                        settings.policy.judge(address, name)
-                    except Refused as exc:
-                        raise JobFailed(f"refused by the service's target policy: {exc}") from None
-            for addresses in pinned.values():
-                for address in addresses:
-                    store.record_probe(row.id, address)
-            _log.info("check %s: probing %s", row.id, ", ".join(a for addresses in pinned.values() for a in addresses))
-            options = RunOptions(tcp_method=settings.tcp_method, known_hosts=settings.known_hosts)
-            plans = build_plan(inventory, settings.profiles, (), options)
+        hosts = load_sealed_text(text, settings.probing.profiles).hosts
+        secrets = [secret for host in hosts for secret in host.secrets()]
+        pinned = _pinned(store.targets(row.id))
+        for addresses in pinned.values():
+            for address in addresses:
+                store.record_probe(row.id, address)
+        _log.info("check %s: probing %s", row.id, ", ".join(a for addresses in pinned.values() for a in addresses))
 
-            def result_done(host: str, result: CheckResult) -> None:
-                store.add_result(row.id, host, result.id, result.status.value, result.summary, result.remediation)
+        def result_done(host: str, result: CheckResult) -> None:
+            store.add_result(row.id, host, result.id, result.status.value, result.summary, result.remediation)
 
-            report = run_plan(
-                plans,
-                timeout=settings.timeout,
-                concurrency=settings.concurrency,
-                on_check_done=result_done,
-                resolutions={name: Resolution(addresses) for name, addresses in pinned.items()},
-            )
-            report = replace(report, inventory_sha256=inventory.sha256)
-            text_report = json_report.render(report)
-            if any(secret in text_report for secret in secrets if len(secret) >= MIN_SECRET_TO_HUNT):
-                raise JobFailed("the report would have held a password, so it was not kept")
-            data = text_report.encode()
-            signature = signing.sign(data, settings.signing_key)
-            store.finish(row.id, "ready" if report.ready else "not ready", text_report, signature.decode())
-            _log.info("check %s: done, %s", row.id, "ready" if report.ready else "not ready")
+        report = probe_inventory(settings.probing, text, pinned, result_done)
+        text_report = json_report.render(report)
+        signature = signing.sign(text_report.encode(), settings.signing_key)
+        store.finish(row.id, "ready" if report.ready else "not ready", text_report, signature.decode())
+        _log.info("check %s: done, %s", row.id, "ready" if report.ready else "not ready")
     except JobFailed as exc:
         _log.warning("check %s: failed: %s", row.id, exc)
         store.fail(row.id, str(exc))
@@ -136,6 +159,9 @@ class InProcessJobs:
             thread = threading.Thread(target=self._work, name=f"check-worker-{number}", daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def live_vantages(self) -> tuple[str, ...]:
+        return ()
 
     def submitted(self) -> None:
         """A check was queued: wake a worker now rather than at its next look."""

@@ -62,7 +62,9 @@ class CheckRow(Base):
     product: Mapped[str] = mapped_column(String(64), default="")
     # What the hosts are, without a secret: "name address" per line, for the dashboard and its filter.
     hosts_text: Mapped[str] = mapped_column(Text, default="")
-    vantage: Mapped[str] = mapped_column(String(64), default="")
+    # The vantages asked for, comma-separated; empty for a check run in the service's own process.
+    vantages: Mapped[str] = mapped_column(String(500), default="")
+    inventory_sha256: Mapped[str | None] = mapped_column(String(64))
     egress_address: Mapped[str] = mapped_column(String(64), default="")
     # The inventory with its passwords, encrypted; erased when the check ends.
     sealed_inventory: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -96,6 +98,27 @@ class CheckResultRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     summary: Mapped[str] = mapped_column(Text)
     remediation: Mapped[str] = mapped_column(Text, default="")
+    # The queue task that reported it, and which delivery of that task: a later delivery replaces an earlier one.
+    vantage: Mapped[str | None] = mapped_column(String(64))
+    job: Mapped[str | None] = mapped_column(String(200))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+
+
+class JobRow(Base):
+    """One batch of a check sent to one vantage's queue, until its result (or its failure) comes back."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    check_id: Mapped[str] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"), index=True)
+    vantage: Mapped[str] = mapped_column(String(64))
+    batch: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[str] = mapped_column(String(200), unique=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending, sent, done, failed
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result_json: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class ProbeRow(Base):
@@ -144,8 +167,9 @@ class NewCheck:
     targets: Sequence[tuple[str, str]]  # (host name, pinned address)
     total: int
     sealed_inventory: bytes
-    vantage: str
+    vantages: Sequence[str]
     egress_address: str
+    inventory_sha256: str | None = None
 
 
 def utc_now() -> datetime:
@@ -222,7 +246,8 @@ class Store:
                     done=0,
                     product=new.product,
                     hosts_text="\n".join(f"{name} {address}" for name, address in new.targets),
-                    vantage=new.vantage,
+                    vantages=",".join(new.vantages),
+                    inventory_sha256=new.inventory_sha256,
                     egress_address=new.egress_address,
                     sealed_inventory=new.sealed_inventory,
                 )
@@ -337,6 +362,78 @@ class Store:
             )
         with self.session() as session:
             return list(session.scalars(statement))
+
+    # Queue jobs ---------------------------------------------------------------------------------------------
+    def add_jobs(self, check_id: str, jobs: Sequence[tuple[str, int, str]]) -> None:
+        """The batches of a claimed check, one per (vantage, batch), each with its task id; not yet sent."""
+        with self.session() as session:
+            for vantage, batch, task_id in jobs:
+                session.add(JobRow(check_id=check_id, vantage=vantage, batch=batch, task_id=task_id,
+                                   state="pending", attempt=0))
+
+    def jobs(self, *, check_id: str | None = None, states: Sequence[str] = ()) -> list[JobRow]:
+        statement = select(JobRow).order_by(JobRow.id)
+        if check_id is not None:
+            statement = statement.where(JobRow.check_id == check_id)
+        if states:
+            statement = statement.where(JobRow.state.in_(states))
+        with self.session() as session:
+            return list(session.scalars(statement))
+
+    def job_sent(self, task_id: str) -> None:
+        with self.session() as session:
+            session.execute(update(JobRow).where(JobRow.task_id == task_id).values(state="sent", sent_at=utc_now()))
+
+    def job_results(self, job: JobRow, attempt: int, results: Sequence[Sequence[str]]) -> None:
+        """What a delivery of a task has finished so far; a newer delivery's results replace an older one's."""
+        with self.session() as session:
+            row = session.get(JobRow, job.id)
+            if row is None or row.state in ("done", "failed") or attempt < row.attempt:
+                return
+            if attempt > row.attempt:
+                session.execute(delete(CheckResultRow).where(CheckResultRow.job == row.task_id))
+                row.attempt = attempt
+            seen = session.scalar(
+                select(func.count()).select_from(CheckResultRow).where(CheckResultRow.job == row.task_id)
+            ) or 0
+            for host, result_id, status, summary, remediation in results[seen:]:
+                session.add(CheckResultRow(
+                    check_id=row.check_id, host=host, result_id=result_id, status=status, summary=summary,
+                    remediation=remediation, vantage=row.vantage, job=row.task_id, attempt=attempt,
+                ))
+            session.flush()
+            done = session.scalar(
+                select(func.count()).select_from(CheckResultRow).where(CheckResultRow.check_id == row.check_id)
+            )
+            session.execute(update(CheckRow).where(CheckRow.id == row.check_id).values(done=done or 0))
+
+    def job_ended(self, task_id: str, *, result_json: str | None = None, error: str | None = None) -> None:
+        with self.session() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.task_id == task_id, JobRow.state.in_(("pending", "sent")))
+                .values(state="failed" if error is not None else "done", result_json=result_json, error=error)
+            )
+
+    def job_resent(self, task_id: str) -> None:
+        with self.session() as session:
+            session.execute(update(JobRow).where(JobRow.task_id == task_id).values(sent_at=utc_now()))
+
+    def clear_jobs(self, check_id: str) -> None:
+        with self.session() as session:
+            session.execute(update(JobRow).where(JobRow.check_id == check_id).values(result_json=None))
+
+    def running_without_jobs(self) -> list[str]:
+        """Checks marked running that have no job: the service stopped between claiming and sending them."""
+        with self.session() as session:
+            has_jobs = select(JobRow.check_id).distinct()
+            return list(session.scalars(
+                select(CheckRow.id).where(CheckRow.state == RUNNING, CheckRow.id.not_in(has_jobs))
+            ))
+
+    def requeue(self, check_ids: Sequence[str]) -> None:
+        with self.session() as session:
+            session.execute(update(CheckRow).where(CheckRow.id.in_(check_ids)).values(state=QUEUED, started_at=None))
 
     # Rate limits ----------------------------------------------------------------------------------------------
     def oldest_in_window(self, *, client_address: str | None = None, address: str | None = None,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from preflight.service import csrf
-from preflight.service.intake import SECRET_FIELDS, FormErrors, from_form
+from preflight.service.core import NoWorker
+from preflight.service.intake import SECRET_FIELDS, FormErrors, IntakeError, from_form
 from preflight.service.pages import client_of, page, service_of
 from preflight.service.policy import RateLimited
 
@@ -25,33 +27,55 @@ async def show(request: Request) -> Response:
             first = row.hosts_text.split("\n", 1)[0].split(" ")
             values = {"product": row.product.split(",")[0], "address": first[0] if first else "",
                       "ticket": row.ticket, "contact": row.contact}
-    return page(request, "intake.html.j2", {"values": values, "errors": {}})
+    return page(request, "intake.html.j2", {"values": values, "errors": {}, **_vantage_choice(request, ())})
+
+
+def _vantage_choice(request: Request, chosen: tuple[str, ...]) -> dict[str, object]:
+    """The vantages the form offers (those with a live worker), every one ticked unless the user chose some."""
+    live = service_of(request).live_vantages()
+    return {"vantages": live, "chosen_vantages": chosen or live}
 
 
 async def submit(request: Request) -> Response:
     service = service_of(request)
-    form = await request.form(max_files=0, max_fields=len(FIELDS) + 4)
+    form = await request.form(max_files=0, max_fields=len(FIELDS) + 40)
     if not csrf.valid(request, form):
         return page(request, "message.html.j2", {
             "title": "The form expired",
             "message": "This form was open too long or cookies are off. Go back, reload the page and submit again.",
         }, status=403)
     fields = {name: str(form.get(name, ""))[:MAX_FIELD] for name in FIELDS}
+    vantages = tuple(str(name)[:64] for name in form.getlist("vantages"))[:32]
     kept = {name: value for name, value in fields.items() if name not in SECRET_FIELDS}
-    try:
+    engineer = request.session.get("user")
+    client = client_of(request)
+
+    def accept() -> str:
         submission, ticket, contact = from_form(fields, service.profiles, service.policy)
-        engineer = request.session.get("user")
-        check_id = service.submit(
+        return service.submit(
             submission,
             ticket=ticket,
             contact=contact,
             source="support" if engineer else "web",
             submitted_by=str(engineer or ""),
-            client=client_of(request),
+            client=client,
             limit_client=not engineer,
+            vantages=vantages,
         )
+
+    try:
+        # Lookups and database writes block: off the event loop, as the API does.
+        check_id = await run_in_threadpool(accept)
     except FormErrors as exc:
-        return page(request, "intake.html.j2", {"values": kept, "errors": exc.errors}, status=422)
+        return page(request, "intake.html.j2", {"values": kept, "errors": exc.errors,
+                                                **_vantage_choice(request, vantages)}, status=422)
+    except IntakeError as exc:
+        return page(request, "intake.html.j2", {"values": kept, "errors": {exc.field or "form": exc.reason},
+                                                **_vantage_choice(request, vantages)}, status=422)
+    except NoWorker as exc:
+        return page(request, "intake.html.j2", {"values": kept, "errors": {"form": f"{exc}."},
+                                                **_vantage_choice(request, vantages)},
+                    status=503, headers={"Retry-After": "30"})
     except RateLimited as exc:
         return page(request, "intake.html.j2", {"values": kept, "errors": {"form": f"Too many checks: {exc}. "
                     f"Try again in {exc.retry_after // 60 + 1} minutes."}},

@@ -1,4 +1,4 @@
-"""The service's first schema: checks, their targets, results and probes, users and API tokens.
+"""The service's first schema: checks, their targets, results, queue jobs and probes, users and API tokens.
 
 Revision ID: 0001
 Revises:
@@ -35,7 +35,8 @@ def upgrade() -> None:
         sa.Column("done", sa.Integer, nullable=False),
         sa.Column("product", sa.String(64), nullable=False),
         sa.Column("hosts_text", sa.Text, nullable=False),
-        sa.Column("vantage", sa.String(64), nullable=False),
+        sa.Column("vantages", sa.String(500), nullable=False),
+        sa.Column("inventory_sha256", sa.String(64), nullable=True),
         sa.Column("egress_address", sa.String(64), nullable=False),
         sa.Column("sealed_inventory", sa.LargeBinary, nullable=True),
         sa.Column("verdict", sa.String(16), nullable=True),
@@ -66,8 +67,26 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("summary", sa.Text, nullable=False),
         sa.Column("remediation", sa.Text, nullable=False),
+        sa.Column("vantage", sa.String(64), nullable=True),
+        sa.Column("job", sa.String(200), nullable=True),
+        sa.Column("attempt", sa.Integer, nullable=True),
     )
     op.create_index("ix_check_results_check_id", "check_results", ["check_id"])
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("check_id", sa.String(64), sa.ForeignKey("checks.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("vantage", sa.String(64), nullable=False),
+        sa.Column("batch", sa.Integer, nullable=False),
+        sa.Column("task_id", sa.String(200), nullable=False, unique=True),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("sent_at", _TIME, nullable=True),
+        sa.Column("result_json", sa.Text, nullable=True),
+        sa.Column("error", sa.Text, nullable=True),
+    )
+    op.create_index("ix_jobs_check_id", "jobs", ["check_id"])
+    op.create_index("ix_jobs_state", "jobs", ["state"])
     op.create_table(
         "probes",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -93,5 +112,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("api_tokens", "users", "probes", "check_results", "check_targets", "checks"):
+    for table in ("api_tokens", "users", "probes", "jobs", "check_results", "check_targets", "checks"):
         op.drop_table(table)

@@ -1,0 +1,381 @@
+"""Checks on workers elsewhere: Celery with a Redis broker, one queue per vantage (`preflight.<vantage>`).
+
+The service seals each batch of an inventory with the queue key it shares with its workers, sends it as a task
+to every vantage asked for, and collects what comes back through Celery's result backend. A worker never
+touches the database. Tasks are acknowledged late, so a worker that dies mid-check leaves its task to another
+worker of the same vantage; each task counts its deliveries and gives up, with the reason, past a budget.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, Task
+
+from preflight.render import json as json_report
+from preflight.service.jobs import JobFailed, ProbeSettings, probe_inventory
+from preflight.service.sealing import Sealer, SealingError
+
+_log = logging.getLogger(__name__)
+QUEUE_PREFIX = "preflight."
+TASK_NAME = "preflight.check_batch"
+VANTAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+DEFAULT_VISIBILITY_TIMEOUT = 300
+MAX_DELIVERIES = 3
+PROGRESS_EVERY_SECONDS = 0.5
+RESULTS_KEPT_SECONDS = 7 * 24 * 3600
+
+
+def queue_name(vantage: str) -> str:
+    return QUEUE_PREFIX + vantage
+
+
+def make_app(url: str, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT) -> Celery:
+    """The Celery app of the service and its workers: late acknowledgement, one task at a time per slot."""
+    app = Celery("preflight", broker=url, backend=url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_expires=RESULTS_KEPT_SECONDS,
+        result_extended=False,
+        # A message not acknowledged within this time goes back to its queue: longer than any one batch runs.
+        broker_transport_options={"visibility_timeout": visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        task_default_queue=queue_name("default"),
+        broker_heartbeat=10,
+    )
+    app.task(name=TASK_NAME, bind=True)(_check_batch)
+    return app
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """What a worker needs: how to probe, the queue key to open batches, and which vantage it is."""
+
+    probing: ProbeSettings
+    sealer: Sealer
+    vantage: str
+    egress_address: str = ""
+    max_deliveries: int = MAX_DELIVERIES
+
+
+_worker: WorkerSettings | None = None
+
+
+def serve_as_worker(settings: WorkerSettings) -> None:
+    """Make this process's tasks run with `settings` (set once, before the worker starts consuming)."""
+    global _worker
+    _worker = settings
+
+
+def seal_job(sealer: Sealer, inventory_text: str) -> str:
+    return base64.b64encode(sealer.seal(inventory_text.encode())).decode()
+
+
+def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one batch of hosts from this worker's vantage; what comes back holds no secret."""
+    settings = _worker
+    if settings is None:
+        return {"error": "this worker was not started with `preflight worker`"}
+    task_id = str(task.request.id)
+    client = task.app.backend.client
+    deliveries = int(client.incr(f"preflight:deliveries:{task_id}"))
+    client.expire(f"preflight:deliveries:{task_id}", RESULTS_KEPT_SECONDS)
+    if deliveries > settings.max_deliveries:
+        return {"error": f"gave up after {deliveries - 1} attempts: the worker running it was lost each time",
+                "attempt": deliveries}
+    try:
+        text = settings.sealer.open(base64.b64decode(job["sealed"])).decode()
+    except (SealingError, ValueError, KeyError):
+        return {"error": f"vantage {settings.vantage}: the batch cannot be opened with this worker's queue key",
+                "attempt": deliveries}
+    results: list[list[str]] = []
+    lock = threading.Lock()
+    last = [0.0]
+
+    def check_done(host: str, result: Any) -> None:
+        with lock:
+            results.append([host, result.id, result.status.value, result.summary, result.remediation])
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_EVERY_SECONDS:
+                return
+            last[0] = now
+            snapshot = list(results)
+        task.update_state(state="PROGRESS", meta={"attempt": deliveries, "results": snapshot})
+
+    pinned = {str(name): tuple(addresses) for name, addresses in job["pinned"].items()}
+    _log.info("task %s: vantage %s probing %s", task_id, settings.vantage,
+              ", ".join(address for addresses in pinned.values() for address in addresses))
+    try:
+        report = probe_inventory(settings.probing, text, pinned, check_done)
+    except JobFailed as exc:
+        return {"error": f"vantage {settings.vantage}: {exc}", "attempt": deliveries}
+    document = json_report.to_document(report)
+    document["prober"]["vantage"] = settings.vantage
+    if settings.egress_address:
+        document["prober"]["egress_address"] = settings.egress_address
+    return {"attempt": deliveries, "document": document, "results": results}
+
+
+class Vantages:
+    """The vantages that have a live worker now, asked of the workers (Celery's control broadcast) in the
+    background, so a page never waits for the broker."""
+
+    def __init__(self, app: Celery, refresh_seconds: float = 5.0) -> None:
+        self._app = app
+        self.refresh_seconds = refresh_seconds
+        self._names: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    def live(self) -> tuple[str, ...]:
+        with self._lock:
+            return self._names
+
+    def refresh(self) -> None:
+        """Ask the workers again; when the broker is away, the last answer stands."""
+        names = self._ask()
+        if names is not None:
+            with self._lock:
+                self._names = names
+
+    def _ask(self) -> tuple[str, ...] | None:
+        try:
+            answers = self._app.control.inspect(timeout=1.0).active_queues() or {}
+        except Exception as exc:  # noqa: BLE001 - the broker is away: keep the last answer
+            _log.debug("cannot ask the workers which vantages they serve: %s", type(exc).__name__)
+            return None
+        names = {
+            queue["name"][len(QUEUE_PREFIX):]
+            for queues in answers.values()
+            for queue in queues
+            if queue["name"].startswith(QUEUE_PREFIX)
+        }
+        return tuple(sorted(names))
+
+
+def batches(hosts: Sequence[Any], size: int) -> list[list[Any]]:
+    """The hosts cut into batches of at most `size`, in order."""
+    return [list(hosts[start:start + size]) for start in range(0, len(hosts), size)]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """The service's side of the queue: its store and keys, the Celery app, how hosts are cut into batches."""
+
+    store: Any  # preflight.service.store.Store
+    db_sealer: Sealer
+    queue_sealer: Sealer
+    signing_key: Any  # Ed25519PrivateKey
+    app: Celery
+    batch_size: int = 200
+    # A task still unknown to the result backend this long after it was sent was lost with the broker: send again.
+    resend_after_seconds: float = 600.0
+
+
+class QueueJobs:
+    """Sends claimed checks to the vantages' queues and gathers their results into one signed report.
+
+    The database stays the truth: a check waits there while the broker is away, and is sent when it returns.
+    """
+
+    def __init__(self, settings: QueueSettings) -> None:
+        self.settings = settings
+        self.vantages = Vantages(settings.app)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._broker_down_logged = False
+
+    def start(self) -> None:
+        stranded = self.settings.store.running_without_jobs()
+        if stranded:
+            self.settings.store.requeue(stranded)
+            _log.info("after restart: %d check(s) queued again", len(stranded))
+        for target, name in ((self._dispatch, "dispatch"), (self._collect, "collect"), (self._watch, "vantages")):
+            threading.Thread(target=target, name=f"queue-{name}", daemon=True).start()
+
+    def submitted(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    def live_vantages(self) -> tuple[str, ...]:
+        return self.vantages.live()
+
+    # Sending -------------------------------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._send_pending()
+                row = self.settings.store.claim_next()
+                if row is not None:
+                    self._plan_jobs(row)
+                    self._send_pending()
+                    continue
+            except Exception as exc:  # noqa: BLE001 - the broker or database is away: try again shortly
+                self._broker_down(exc)
+            self._wake.wait(1.0)
+            self._wake.clear()
+
+    def _plan_jobs(self, row: Any) -> None:
+        store = self.settings.store
+        vantages = [name for name in row.vantages.split(",") if name] or list(self.vantages.live())
+        if not vantages:
+            store.requeue([row.id])  # no worker yet: the check waits
+            return
+        hosts = _hosts_of(self.settings.db_sealer.open(row.sealed_inventory).decode())
+        count = len(batches(hosts, self.settings.batch_size))
+        for _, address in store.targets(row.id):
+            store.record_probe(row.id, address)
+        store.add_jobs(row.id, [(vantage, batch, f"{row.id}.{vantage}.{batch}")
+                                for vantage in vantages for batch in range(count)])
+        _log.info("check %s: %d batch(es) to %s", row.id, count, ", ".join(vantages))
+
+    def _send_pending(self) -> None:
+        store = self.settings.store
+        for job in store.jobs(states=("pending",)):
+            self._send(job)
+            store.job_sent(job.task_id)
+        self._broker_down_logged = False
+
+    def _send(self, job: Any) -> None:
+        row = self.settings.store.get(job.check_id)
+        if row is None or row.sealed_inventory is None:
+            self.settings.store.job_ended(job.task_id, error="the check's credentials were erased before it ran")
+            return
+        text = self.settings.db_sealer.open(row.sealed_inventory).decode()
+        document = _document_of(text)
+        hosts = batches(document.get("hosts") or [], self.settings.batch_size)[job.batch]
+        names = {host.get("name") for host in hosts}
+        pinned: dict[str, list[str]] = {}
+        for name, address in self.settings.store.targets(job.check_id):
+            if name in names:
+                pinned.setdefault(name, []).append(address)
+        batch_text = _yaml_text({**document, "hosts": hosts})
+        payload = {"sealed": seal_job(self.settings.queue_sealer, batch_text), "pinned": pinned}
+        self.settings.app.send_task(TASK_NAME, args=[payload], task_id=job.task_id, queue=queue_name(job.vantage),
+                                    retry=False)
+
+    # Gathering ------------------------------------------------------------------------------------------------
+    def _collect(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                for check_id in self._poll():
+                    self._finish_if_done(check_id)
+            except Exception as exc:  # noqa: BLE001 - the broker or database is away: try again shortly
+                self._broker_down(exc)
+            self._stopping.wait(0.5)
+
+    def _poll(self) -> set[str]:
+        store = self.settings.store
+        touched = set()
+        for job in store.jobs(states=("sent",)):
+            result = self.settings.app.AsyncResult(job.task_id)
+            state = result.state
+            if state == "PROGRESS" and isinstance(result.info, dict):
+                store.job_results(job, int(result.info.get("attempt", 1)), result.info.get("results", []))
+            elif state == "SUCCESS":
+                value: dict[str, Any] = (
+                    result.result if isinstance(result.result, dict) else {"error": "an answer of no known shape"}
+                )
+                if "error" in value:
+                    store.job_ended(job.task_id, error=str(value["error"]))
+                else:
+                    store.job_results(job, int(value.get("attempt", 1)), value.get("results", []))
+                    store.job_ended(job.task_id, result_json=_json_text(value["document"]))
+                touched.add(job.check_id)
+            elif state == "FAILURE":
+                failure = type(result.info).__name__
+                store.job_ended(job.task_id, error=f"vantage {job.vantage}: the worker failed ({failure})")
+                touched.add(job.check_id)
+            elif state == "PENDING" and job.sent_at is not None:
+                sent = job.sent_at.timestamp()
+                if time.time() - sent > self.settings.resend_after_seconds:
+                    _log.warning("task %s is unknown %.0fs after it was sent: sending it again", job.task_id,
+                                 time.time() - sent)
+                    self._send(job)
+                    store.job_resent(job.task_id)
+        return touched
+
+    def _finish_if_done(self, check_id: str) -> None:
+        import json
+
+        from preflight import signing
+        from preflight.vantages import combine, merge_batches
+
+        store = self.settings.store
+        jobs = store.jobs(check_id=check_id)
+        if any(job.state in ("pending", "sent") for job in jobs):
+            return
+        row = store.get(check_id)
+        if row is None or row.state != "running":
+            return
+        failed = [job.error for job in jobs if job.state == "failed"]
+        if failed:
+            store.fail(check_id, "; ".join(dict.fromkeys(str(error) for error in failed)))
+        else:
+            per_vantage = []
+            for vantage in dict.fromkeys(job.vantage for job in jobs):
+                documents = [json.loads(job.result_json) for job in jobs if job.vantage == vantage]
+                per_vantage.append((vantage, merge_batches(documents)))
+            report = combine(per_vantage, row.inventory_sha256)
+            text = _json_text(report)
+            signature = signing.sign(text.encode(), self.settings.signing_key)
+            verdict = "ready" if report["summary"]["not_ready"] == 0 else "not ready"
+            store.finish(check_id, verdict, text, signature.decode())
+            _log.info("check %s: done, %s", check_id, verdict)
+        store.clear_jobs(check_id)
+        for job in jobs:
+            self.settings.app.AsyncResult(job.task_id).forget()
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            self.vantages.refresh()
+            self._stopping.wait(self.vantages.refresh_seconds)
+
+    def _broker_down(self, exc: Exception) -> None:
+        if not self._broker_down_logged:
+            _log.warning("the queue is unavailable (%s); checks wait and are sent when it returns", type(exc).__name__)
+            self._broker_down_logged = True
+        self._stopping.wait(2.0)
+
+
+def _document_of(text: str) -> dict[str, Any]:
+    import yaml
+
+    document = yaml.safe_load(text)
+    return document if isinstance(document, dict) else {}
+
+
+def _hosts_of(text: str) -> list[Any]:
+    hosts = _document_of(text).get("hosts")
+    return hosts if isinstance(hosts, list) else []
+
+
+def _yaml_text(document: Mapping[str, Any]) -> str:
+    import yaml
+
+    return str(yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True))
+
+
+def _json_text(document: Mapping[str, Any]) -> str:
+    import json
+
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
