@@ -83,12 +83,13 @@ def lab_target(
     tarpit_ports: Sequence[int] = (),
     tls_certificate: LabCertificate | None = None,
     env: Mapping[str, str] | None = None,
+    wait_ports: Sequence[int] = (),
 ) -> Iterator[LabTarget]:
     """One lab container with sshd on `ssh_ports` and the GUI behind nginx on 80, 81 and 443.
 
     Hostile variants: nginx also answers plain HTTP on `extra_http_ports`, a tarpit that never speaks listens on
     `tarpit_ports`, and `tls_certificate` replaces the image's own certificate on 443. `env` sets any other
-    variable that lab/target/entrypoint.sh reads.
+    variable that lab/target/entrypoint.sh reads; `wait_ports` are more TCP ports to wait for (a variant's servers).
     """
     from testcontainers.core.container import DockerContainer
 
@@ -114,7 +115,7 @@ def lab_target(
         ip = wrapped.attrs["NetworkSettings"]["IPAddress"]
         target = LabTarget(ip, wrapped.id, target_secrets["ROOT_PASSWORD"], "admin", target_secrets["GUI_PASSWORD"])
         https_port = () if (env or {}).get("GUI_HTTPS") == "off" else (443,)
-        _wait_until_ready(target, ssh_ports, (*extra_http_ports, *tarpit_ports), https_port)
+        _wait_until_ready(target, ssh_ports, (*extra_http_ports, *tarpit_ports, *wait_ports), https_port)
         yield target
     finally:
         container.stop()

@@ -42,6 +42,7 @@ def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(
         "service/2020": "pass",
         "ssh-root/2020": "pass",
         "gui-login/443": "pass",
+        "setup-wizard-login/81": "pass",
     }
     assert run.host("lab")["ready"] is True
     assert run.report["summary"] == {"hosts": 1, "ready": 1, "not_ready": 0}

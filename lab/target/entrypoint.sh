@@ -47,6 +47,51 @@ case "$GUI_HTTPS" in
 esac
 
 python3 /opt/lab/gui_app.py 127.0.0.1 8080 /etc/preflight-lab/gui-credentials "$GUI_AUTH" &
+
+# The Setup Wizard on 81: root and the root password, a PHP-style login page (login_shapes.py's redirect-chain)
+# behind nginx. SETUP_WIZARD is https (the default), http (plain HTTP only) or off (81 closed).
+SETUP_WIZARD="${SETUP_WIZARD-https}"
+case "$SETUP_WIZARD" in
+    https) wizard_listen="listen 81 ssl backlog=4096;" ;;
+    http) wizard_listen="listen 81 backlog=4096;" ;;
+    off) wizard_listen="" ;;
+    *) echo "SETUP_WIZARD must be https, http or off, not $SETUP_WIZARD" >&2; exit 2 ;;
+esac
+: > /etc/preflight-lab/wizard.conf
+if [ -n "$wizard_listen" ]; then
+    umask 077
+    printf 'root\n%s\n' "$ROOT_PASSWORD" > /etc/preflight-lab/wizard-credentials
+    umask 022
+    cat > /etc/preflight-lab/wizard.conf <<WIZARD
+server {
+    $wizard_listen
+    ssl_certificate     /etc/preflight-lab/tls.crt;
+    ssl_certificate_key /etc/preflight-lab/tls.key;
+    server_name _;
+    location / {
+        proxy_pass http://127.0.0.1:8081;
+        proxy_set_header Host \$http_host;
+    }
+}
+WIZARD
+    python3 /opt/lab/login_shapes.py redirect-chain 8081 /etc/preflight-lab/wizard-credentials &
+fi
+
+# LOGIN_SHAPES=on: six login pages of other conventions (login_shapes.py), each over HTTPS on its own port from
+# 8441 on, with the GUI username and password.
+if [ "${LOGIN_SHAPES-}" = "on" ]; then
+    port=8441
+    for shape in email-pass bracket-names query-action redirect-chain meta-csrf dashboard-redirect; do
+        python3 /opt/lab/login_shapes.py "$shape" "$port" /etc/preflight-lab/gui-credentials tls &
+        port=$((port + 1))
+    done
+fi
+
+# SIP=on: kamailio from Debian, with its packaged configuration, on UDP and TCP 5060.
+if [ "${SIP-}" = "on" ]; then
+    mkdir -p /run/kamailio
+    kamailio -m 32 -M 4 -P /run/kamailio/kamailio.pid -E -DD 2>&1 | sed 's/^/kamailio: /' >&2 &
+fi
 if [ -n "$TARPIT_PORTS" ]; then
     # Word splitting is wanted: one argument per port.
     # shellcheck disable=SC2086
@@ -61,7 +106,8 @@ fi
 # $SSH_AUTH is "password" (password and keyboard-interactive, the default), "keyboard-interactive" (only that, through
 # PAM's Password: prompt), "otp" (keyboard-interactive that asks pam_oath's one-time password before the password)
 # or "publickey" (keys only);
-# $SSH_SESSION_UID makes every session run as that uid, as when a login named root lands in a restricted account.
+# $SSH_SESSION_UID makes every session run as that uid, as when a login named root lands in a restricted account;
+# $SSH_TRUSTED_USER_CA (a CA public key line) makes sshd trust user certificates that CA signed (TrustedUserCAKeys).
 SSH_PERMIT_ROOT_LOGIN="${SSH_PERMIT_ROOT_LOGIN-yes}"
 SSH_AUTH="${SSH_AUTH-password}"
 SSH_SESSION_UID="${SSH_SESSION_UID-}"
@@ -90,6 +136,11 @@ ssh-keygen -A >/dev/null
     # A benchmark logs in 150 times at once; sshd's own throttle (10:30:100) would refuse most of them.
     echo "MaxStartups 200:30:400"
     echo "MaxSessions 200"
+    if [ -n "${SSH_TRUSTED_USER_CA-}" ]; then
+        # A test CA's public key: sshd accepts user certificates it signed, for the principals they name.
+        printf '%s\n' "$SSH_TRUSTED_USER_CA" > /etc/ssh/lab_user_ca.pub
+        echo "TrustedUserCAKeys /etc/ssh/lab_user_ca.pub"
+    fi
     if [ -n "$SSH_SESSION_UID" ]; then
         # shellcheck disable=SC2016 # expanded by root's shell when a session starts, not here
         echo 'ForceCommand exec setpriv --reuid='"$SSH_SESSION_UID"' --regid='"$SSH_SESSION_UID"' --clear-groups /bin/sh -c "$SSH_ORIGINAL_COMMAND"'

@@ -93,9 +93,7 @@ def web_identity(target: Target, deadline: Deadline) -> Finding:
     evidence = {**plain.evidence, "scheme": "http", "tls_error": tls.evidence.get("tls_error")}
     if plain.status is not Status.PASS:
         return Finding(plain.status, plain.summary, evidence, plain.remediation)
-    return Finding(
-        Status.PASS, f"{plain.summary} (plain HTTP: no TLS on this port)", evidence, plain.remediation
-    )
+    return Finding(Status.PASS, f"{plain.summary} (plain HTTP: no TLS on this port)", evidence, plain.remediation)
 
 
 def printable(data: bytes, limit: int = SUMMARY_CHARS) -> str:
