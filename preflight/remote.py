@@ -25,7 +25,7 @@ class RemoteError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RemoteResult:
-    report: RunReport
+    document: Mapping[str, Any]  # version 1 from one vantage, version 2 from several (preflight.vantages)
     report_json: bytes
     signature: bytes
 
@@ -97,7 +97,7 @@ def check_remote(
     links = state["links"]
     report_json = session.get(urljoin(base, links["report_json"].lstrip("/")), timeout=REQUEST_SECONDS).content
     signature = session.get(urljoin(base, links["signature"].lstrip("/")), timeout=REQUEST_SECONDS).content
-    return RemoteResult(from_document(state["report"]), report_json, signature)
+    return RemoteResult(state["report"], report_json, signature)
 
 
 def _reason(answer: Any) -> str:
@@ -108,7 +108,9 @@ def _reason(answer: Any) -> str:
 
 
 def from_document(document: Mapping[str, Any]) -> RunReport:
-    """A RunReport again from its JSON document, so the terminal views show a remote run as a local one."""
+    """A RunReport again from its version 1 document, so the terminal views show a remote run as a local one."""
+    if document.get("schema_version") != "1":
+        raise ValueError(f"a version {document.get('schema_version')} report has no single RunReport")
     return RunReport(
         tool_version=document["tool"]["version"],
         started_at=document["started_at"],

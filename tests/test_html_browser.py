@@ -6,6 +6,7 @@ A screenshot of each page is kept in test-artifacts/ (PREFLIGHT_TEST_ARTIFACTS o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,66 @@ def test_the_report_fits_the_screen_without_scrolling_sideways(tmp_path: Path, w
     assert unreadable == []
     assert headline_size >= 32, "the headline verdict is large"
     assert seen.console == [] and seen.page_errors == []
+
+
+@pytest.fixture(scope="module")
+def demo_document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from tests.vantage_reports import demo_report
+
+    return demo_report(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_report_from_two_vantages_shows_the_matrix_and_fits_the_screen(
+    tmp_path: Path, demo_document: dict[str, Any], width: int
+) -> None:
+    from tests.vantage_reports import ssh_port, two_vantages
+
+    document = two_vantages(demo_document)
+    port = ssh_port(document["hosts"][0]["vantages"][0])
+    page_file = tmp_path / "vantages.html"
+    page_file.write_text(html.render_document(document))
+
+    with visit(page_file) as seen:
+        seen.page.set_viewport_size({"width": width, "height": 900})
+        seen.page.wait_for_timeout(100)
+        scroll_width, inner_width = seen.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        matrix_right = seen.page.evaluate("document.querySelector('table.matrix').getBoundingClientRect().right")
+        rows = seen.page.evaluate(
+            "[...document.querySelectorAll('table.matrix tr')].map(r => [...r.cells].map(c => c.innerText.trim()))"
+        )
+        verdict = seen.page.inner_text(".vantage-verdict")
+        verdict_size = seen.page.evaluate(
+            "parseFloat(getComputedStyle(document.querySelector('.vantage-verdict')).fontSize)"
+        )
+        fixes = seen.page.inner_text(".not-ready-vantage")
+        seen.page.screenshot(path=str(_artifact(f"report-vantages-{width}px.png")), full_page=True)
+
+    assert scroll_width <= inner_width == width and matrix_right <= width
+    assert verdict == f"ready from eu; NOT ready from us: tcp/{port} filtered"
+    assert verdict_size >= 24, "the verdict line is large"
+    assert rows[0] == ["Check", "eu", "us"]
+    assert [cell.split() for cell in rows[1]] == [
+        [f"tcp/{port}"],
+        ["PASS", "open/syn-ack"],
+        ["FAIL", "filtered/no-response"],
+    ]
+    assert fixes.startswith("From us: NOT READY. What to fix, in this order")
+    assert f"Allow TCP {port} from 198.51.100.20" in fixes
+    assert seen.requests == [page_file.resolve().as_uri()]
+    assert seen.console == [] and seen.page_errors == []
+
+
+def test_hostile_vantage_and_host_names_stay_text_in_a_browser(tmp_path: Path, demo_document: dict[str, Any]) -> None:
+    from tests.test_report_v2 import HOSTILE_HOST, HOSTILE_VANTAGE, hostile_v2
+
+    page_file = tmp_path / "hostile-vantages.html"
+    page_file.write_text(html.render_document(hostile_v2(demo_document)))
+
+    with visit(page_file) as seen:
+        scripts = seen.page.evaluate("document.scripts.length")
+        active = seen.page.evaluate("document.querySelectorAll('img, svg, iframe, [onerror], [onload]').length")
+        text = seen.page.inner_text("body")
+
+    assert (scripts, active, seen.dialogs, seen.page_errors) == (0, 0, [], [])
+    assert HOSTILE_HOST in text and HOSTILE_VANTAGE in text

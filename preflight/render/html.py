@@ -1,7 +1,9 @@
 """The HTML report: one self-contained page for people, rendered by jinja2 with autoescape.
 
 The page leads with what to do: hosts that are not ready first, and under each the checks that did not pass,
-in the order to fix them, with the checks a failure blocked folded under it. Passes are collapsed.
+in the order to fix them, with the checks a failure blocked folded under it. Passes are collapsed. A report made from
+several vantages shows each host's verdict, a vantage-by-check matrix of the checks the vantages disagree on, then
+the same "what to fix" list for each vantage the host is not ready from.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from preflight import vantages
 from preflight.model import RunReport
 from preflight.render import causes
 from preflight.render.json import to_document
@@ -32,8 +35,12 @@ def render_document(document: Mapping[str, Any]) -> str:
     )
     environment.filters["evidence_kind"] = evidence_kind
     hosts = sorted(document["hosts"], key=lambda host: bool(host["ready"]))
+    multi = vantages.is_multi(document)
     return environment.get_template(TEMPLATE).render(
-        report=document, hosts=[host_view(host) for host in hosts], ready=all(h["ready"] for h in hosts)
+        report=document,
+        hosts=[multi_host_view(host) if multi else host_view(host) for host in hosts],
+        ready=all(h["ready"] for h in hosts),
+        multi=multi,
     )
 
 
@@ -46,6 +53,25 @@ def host_view(host: Mapping[str, Any]) -> dict[str, Any]:
         "fixes": [{"check": checks[p.index], "blocked": [checks[i] for i in p.blocked]} for p in grouped.problems],
         "warnings": [{"check": checks[index], "blocked": []} for index in grouped.warnings],
         "passed": [checks[index] for index in grouped.passes],
+    }
+
+
+def multi_host_view(host: Mapping[str, Any]) -> dict[str, Any]:
+    """A host checked from several vantages: its verdict, the checks the vantages disagree on, each result set."""
+    return {
+        "host": host,
+        # The stored verdict, cut where it names a vantage, so each part can be coloured by what it says.
+        "verdict": [{"text": part, "not_ready": part.startswith("NOT ready")} for part in host["verdict"].split("; ")],
+        "rows": [
+            {
+                "id": check_id,
+                "cells": [None if c is None else {"status": c["status"], "seen": vantages.observed(c)} for c in cells],
+            }
+            for check_id, cells in vantages.matrix(host)
+        ],
+        "results": [
+            {**host_view(result), "name": result["name"], "ready": result["ready"]} for result in host["vantages"]
+        ],
     }
 
 

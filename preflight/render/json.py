@@ -1,9 +1,13 @@
-"""The JSON report: a versioned contract that machines read (reports/report.schema.json)."""
+"""The JSON report: a versioned contract that machines read (reports/report.schema.json).
+
+A run from one place writes version "1"; a check made from several vantages is version "2" (preflight.vantages).
+Both load here, for `preflight render`.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,23 +87,62 @@ def _refuse_contradictions(path: Path, document: Mapping[str, Any]) -> None:
     Refused rather than recomputed: such a report was edited or damaged, and a page that quietly disagreed with the
     JSON it came from would leave support with two answers. A new `preflight check` gives one.
     """
-    again = "the report was edited or damaged; run preflight check again"
     ready_hosts = 0
     for index, host in enumerate(document["hosts"]):
-        blocking = [check for check in host["checks"] if Status(check["status"]) in NOT_READY]
-        ready = not blocking
+        where = f"hosts[{index}]"
+        if "vantages" in host:  # version 2: ready only when ready from every vantage
+            names = [vantage["name"] for vantage in document["vantages"]]
+            seen = [result["name"] for result in host["vantages"]]
+            if seen != names:
+                raise ConfigError(
+                    f"{path}: {where}.vantages: lists {', '.join(seen)} but the report was made from "
+                    f"{', '.join(names)}; {AGAIN}"
+                )
+            for number, result in enumerate(host["vantages"]):
+                _refuse_ready(path, f"{where}.vantages[{number}]", result["ready"], result["checks"])
+            ready = all(result["ready"] for result in host["vantages"])
+            if host["ready"] != ready:
+                why = "every vantage is ready" if ready else f"it is not ready from {_first_not_ready(host)}"
+                raise ConfigError(f"{path}: {where}.ready: says {_json(host['ready'])} but {why}; {AGAIN}")
+            # The verdict's wording may change between versions; whether it says the host is ready may not.
+            unsaid = [r["name"] for r in host["vantages"] if not r["ready"] and r["name"] not in host["verdict"]]
+            if unsaid or ready == ("NOT ready from" in host["verdict"]):
+                why = "every vantage is ready" if ready else f"it is not ready from {_first_not_ready(host)}"
+                raise ConfigError(f"{path}: {where}.verdict: says {_json(host['verdict'])} but {why}; {AGAIN}")
+        else:
+            ready = _refuse_ready(path, where, host["ready"], host["checks"])
         ready_hosts += ready
-        if host["ready"] != ready:
-            why = f"{blocking[0]['id']} is {blocking[0]['status']}" if blocking else "no check failed"
-            raise ConfigError(f"{path}: hosts[{index}].ready: says {_json(host['ready'])} but {why}; {again}")
     total = len(document["hosts"])
-    summary = document["summary"]
+    _refuse_summary(path, "summary", document["summary"], ready_hosts, total)
+    for number, vantage in enumerate(document.get("vantages", [])):
+        alone = sum(
+            1 for host in document["hosts"] if all(r["ready"] for r in host["vantages"] if r["name"] == vantage["name"])
+        )
+        _refuse_summary(path, f"vantages[{number}].summary", vantage["summary"], alone, total)
+
+
+AGAIN = "the report was edited or damaged; run preflight check again"
+
+
+def _refuse_ready(path: Path, where: str, says: bool, checks: Sequence[Mapping[str, Any]]) -> bool:
+    blocking = [check for check in checks if Status(check["status"]) in NOT_READY]
+    if says != (not blocking):
+        why = f"{blocking[0]['id']} is {blocking[0]['status']}" if blocking else "no check failed"
+        raise ConfigError(f"{path}: {where}.ready: says {_json(says)} but {why}; {AGAIN}")
+    return not blocking
+
+
+def _first_not_ready(host: Mapping[str, Any]) -> str:
+    return next(str(result["name"]) for result in host["vantages"] if not result["ready"])
+
+
+def _refuse_summary(path: Path, where: str, summary: Mapping[str, Any], ready_hosts: int, total: int) -> None:
     truth = {"hosts": total, "ready": ready_hosts, "not_ready": total - ready_hosts}
     for key, value in truth.items():
         if summary[key] != value:
             raise ConfigError(
-                f"{path}: summary.{key}: says {summary[key]} but the hosts' checks make it {value} "
-                f"({ready_hosts} of {total} host(s) ready); {again}"
+                f"{path}: {where}.{key}: says {summary[key]} but the hosts' checks make it {value} "
+                f"({ready_hosts} of {total} host(s) ready); {AGAIN}"
             )
 
 

@@ -1,4 +1,7 @@
-"""JUnit XML for CI servers: one testsuite per host, one testcase per check, classed by host."""
+"""JUnit XML for CI servers: one testsuite per host, one testcase per check, classed by host.
+
+From several vantages, one testcase per vantage and check, named `<vantage>/<check id>`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
+from preflight import vantages
 from preflight.model import RunReport
 from preflight.render.json import to_document
 
@@ -22,17 +26,26 @@ def render_document(document: Mapping[str, Any]) -> str:
     suites = ET.Element("testsuites", name="preflight")
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     total_seconds = 0.0
+    multi = vantages.is_multi(document)
     for host in document["hosts"]:
         suite = ET.SubElement(suites, "testsuite", name=host["name"], timestamp=document["started_at"].rstrip("Z"))
-        suite.set("hostname", document["prober"]["hostname"] or "localhost")
         properties = ET.SubElement(suite, "properties")
-        for name in ("product", "address", "ip", "ready"):
-            ET.SubElement(properties, "property", name=name, value=_text(host[name]))
+        if multi:
+            suite.set("hostname", ", ".join(v["prober"]["hostname"] or v["name"] for v in document["vantages"]))
+            for name in ("product", "address", "ready", "verdict"):
+                ET.SubElement(properties, "property", name=name, value=_text(host[name]))
+            # A CI server lists testcases by name: `us/tcp/2020` says where the check was made from.
+            cases = [(f"{result['name']}/", check) for result in host["vantages"] for check in result["checks"]]
+        else:
+            suite.set("hostname", document["prober"]["hostname"] or "localhost")
+            for name in ("product", "address", "ip", "ready"):
+                ET.SubElement(properties, "property", name=name, value=_text(host[name]))
+            cases = [("", check) for check in host["checks"]]
         counts = dict.fromkeys(totals, 0)
         seconds = 0.0
-        for check in host["checks"]:
+        for prefix, check in cases:
             seconds += check["duration_ms"] / 1000
-            _testcase(suite, host["name"], check)
+            _testcase(suite, host["name"], check, prefix)
             counts["tests"] += 1
             if check["status"] in _COUNTED:
                 counts[_COUNTED[check["status"]]] += 1
@@ -49,8 +62,9 @@ def render_document(document: Mapping[str, Any]) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _testcase(suite: ET.Element, host: str, check: Mapping[str, Any]) -> None:
-    case = ET.SubElement(suite, "testcase", classname=host, name=check["id"], time=f"{check['duration_ms'] / 1000:.3f}")
+def _testcase(suite: ET.Element, host: str, check: Mapping[str, Any], prefix: str) -> None:
+    seconds = f"{check['duration_ms'] / 1000:.3f}"
+    case = ET.SubElement(suite, "testcase", classname=host, name=prefix + check["id"], time=seconds)
     details = "\n".join(
         [
             f"requirement: {check['requirement']}",

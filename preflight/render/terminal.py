@@ -3,18 +3,26 @@
 Both list every problem of a host with its fix, in the order to fix them; a check that a failure kept from
 running is named on its cause's line rather than printed again, so a host with nothing reachable prints one
 line per cause.
+
+A report made from several vantages (version 2) prints from its document: each host's verdict, a vantage-by-check
+matrix of the checks the vantages disagree on, and what to fix for each vantage the host is not ready from.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import io
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from preflight import vantages
 from preflight.model import CheckResult, HostReport, RunReport, Status
 from preflight.render import causes
 
 if TYPE_CHECKING:
     from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
 _STYLES = {
     Status.PASS: "green",
@@ -119,3 +127,85 @@ def fixes(report: RunReport) -> Group:
             steps.add_row(f"{number}.", step)
         parts.append(steps)
     return Group(*parts)
+
+
+# Reports made from several vantages (version 2 documents): the same lines, read from the document.
+WIDTH = 80
+
+
+def document_lines(document: Mapping[str, Any], width: int = WIDTH) -> list[str]:
+    """A version 2 report as plain lines: per host its verdict, where the vantages disagree, and what to fix."""
+    names = [vantage["name"] for vantage in document["vantages"]]
+    lines: list[str] = []
+    for host in sorted(document["hosts"], key=lambda host: bool(host["ready"])):
+        verdict = "READY" if host["ready"] else "NOT READY"
+        lines.append(f"{host['name']} ({host['product']}, {host['address']}): {verdict}")
+        lines.extend(textwrap.wrap(host["verdict"], width, initial_indent="  ", subsequent_indent="    "))
+        rows = vantages.matrix(host)
+        if rows:
+            lines.append("  where the vantages disagree:")
+            lines.extend(matrix_lines(host, width - 2, indent="  "))
+        # Vantages that fail the same way print their fixes once.
+        alike: dict[tuple[tuple[str, str, str], ...], list[Mapping[str, Any]]] = {}
+        for result in host["vantages"]:
+            if not result["ready"]:
+                key = tuple((c["id"], c["status"], c["remediation"]) for c in result["checks"] if c["status"] != "pass")
+                alike.setdefault(key, []).append(result)
+        for results in alike.values():
+            lines.append(f"  from {', '.join(r['name'] for r in results)}, what to fix, in this order:")
+            for check, blocked in document_problems(results[0]["checks"]):
+                cause = f"{check['id']}: {check['summary']}"
+                if blocked:
+                    cause += f" (blocks {', '.join(skipped['id'] for skipped in blocked)})"
+                lines.append(f"  {check['status'].upper():7} {cause}")
+                lines.append(f"{'':{FIX_INDENT}}fix: {check['remediation']}")
+    summary = document["summary"]
+    lines.append(
+        f"{summary['hosts']} host(s): {summary['ready']} ready from every vantage ({', '.join(names)}), "
+        f"{summary['not_ready']} not ready"
+    )
+    return lines
+
+
+def render_document(document: Mapping[str, Any], width: int = WIDTH) -> str:
+    """The terminal text of a version 2 report."""
+    return "\n".join(document_lines(document, width)) + "\n"
+
+
+def matrix_lines(host: Mapping[str, Any], width: int, indent: str = "") -> list[str]:
+    """The vantage-by-check matrix of a host as text no wider than `width`: a row per check the vantages disagree on."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+    table.add_column("check", overflow="fold")
+    for result in host["vantages"]:
+        table.add_column(result["name"], overflow="fold")
+    for check_id, cells in vantages.matrix(host):
+        table.add_row(check_id, *(_cell(cell) for cell in cells))
+    console = Console(file=io.StringIO(), width=width, color_system=None, highlight=False, markup=False, emoji=False)
+    console.print(table)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return [f"{indent}{line}".rstrip() for line in text.splitlines() if line.strip()]
+
+
+def _cell(check: Mapping[str, Any] | None) -> Text:
+    from rich.text import Text
+
+    if check is None:
+        return Text("not run")
+    status = check["status"].upper() if check["status"] in causes.BLOCKING else check["status"]
+    seen = vantages.observed(check)
+    return Text(f"{status} {seen}" if seen else status)
+
+
+def document_problems(checks: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]]:
+    """Each check of a result set to fix, in order, with the checks it blocked."""
+    rows = [causes.Row(check["id"], check["status"], _document_needs(check)) for check in checks]
+    return [(checks[p.index], [checks[i] for i in p.blocked]) for p in causes.group(rows).problems]
+
+
+def _document_needs(check: Mapping[str, Any]) -> str | None:
+    needs = (check.get("evidence") or {}).get("needs")
+    return needs if isinstance(needs, str) else None
