@@ -287,6 +287,18 @@ def assert_actionable(report: Mapping[str, Any]) -> None:
                 )
 
 
+def secret_forms(secret_values: Sequence[str], usernames: Sequence[str] = ()) -> list[str]:
+    """Each secret as it may travel: itself, URL-encoded, and base64 of `username:secret` (HTTP Basic)."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    forms = []
+    for secret in secret_values:
+        forms += [secret, quote(secret, safe=""), quote_plus(secret)]
+        forms += [base64.b64encode(f"{user}:{secret}".encode()).decode() for user in usernames]
+    return sorted(set(forms))
+
+
 def assert_no_secrets(outputs: Mapping[str, str], secret_values: Sequence[str]) -> None:
     for where, text in outputs.items():
         for secret in secret_values:

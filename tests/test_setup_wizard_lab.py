@@ -14,7 +14,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.lab import LabTarget, Run, lab_target, new_secret, require_lab, run_preflight, write_inventory
+from tests.lab import (
+    LabTarget,
+    Run,
+    assert_no_secrets,
+    lab_target,
+    new_secret,
+    require_lab,
+    run_preflight,
+    secret_forms,
+    write_inventory,
+)
 
 CHECKS = ("--only", "tcp,service,setup-wizard-login")
 
@@ -34,7 +44,9 @@ def _run(folder: Path, target: LabTarget, hosts: Mapping[str, Mapping[str, Any]]
         for name, keys in hosts.items()
     ]
     inventory = write_inventory(folder, yaml.safe_dump({"hosts": entries}, sort_keys=False))
-    return run_preflight(folder, inventory, environ, CHECKS)
+    run = run_preflight(folder, inventory, environ, CHECKS)
+    assert_no_secrets(run.outputs(), secret_forms(list(environ.values()), ["root", "admin"]))
+    return run
 
 
 def _wizard_posts(target: LabTarget, before: str) -> list[str]:
