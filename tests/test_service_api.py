@@ -197,9 +197,11 @@ def test_openapi_document_describes_every_route(service: ServiceProcess) -> None
     assert set(document["paths"]) == {
         "/api/v1/checks", "/api/v1/checks/{check_id}", "/api/v1/checks/{check_id}/report.json",
         "/api/v1/checks/{check_id}/report.json.sig", "/api/v1/checks/{check_id}/report.html",
-        "/api/v1/signing-key",
+        "/api/v1/signing-key", "/api/v1/vantages",
     }
-    assert set(document["paths"]["/api/v1/checks"]["post"]["responses"]) >= {"202", "400", "401", "413", "422", "429"}
+    assert set(document["paths"]["/api/v1/checks"]["post"]["responses"]) >= {"202", "400", "401", "413", "422", "429",
+                                                                              "503"}
+    assert service.get("/api/v1/vantages").json() == {"queue": False, "vantages": []}
 
 
 def test_rate_limits_answer_429_with_retry_after(tmp_path: Path) -> None:

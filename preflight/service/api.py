@@ -107,6 +107,12 @@ async def get_check(request: Request) -> Response:
     })
 
 
+async def vantages(request: Request) -> Response:
+    """The vantages a check can be asked for now: those with a live worker (none when checks run in-process)."""
+    service = service_of(request)
+    return JSONResponse({"queue": bool(service.config.queue_url), "vantages": list(service.live_vantages())})
+
+
 async def signing_key(request: Request) -> Response:
     return PlainTextResponse(service_of(request).public_key_line + "\n")
 
@@ -169,6 +175,10 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/checks/{check_id}/report.html": {"get": {
             "summary": "The report as a page", "parameters": _ID,
             "responses": {"200": {"description": "HTML"}, "404": {"description": "Not done"}}}},
+        "/api/v1/vantages": {"get": {
+            "summary": "The vantages with a live worker, which a check may ask for",
+            "responses": {"200": {"description": "The vantages", **_json({"type": "object", "properties": {
+                "queue": {"type": "boolean"}, "vantages": {"type": "array", "items": {"type": "string"}}}})}}}},
         "/api/v1/signing-key": {"get": {
             "summary": "The service's public key, one line in OpenSSH format",
             "responses": {"200": {"description": "ssh-ed25519 AAAA... preflight"}}}},

@@ -54,6 +54,7 @@ def create_app(service: Service) -> Starlette:
         Route("/api/v1/checks/{check_id}/report.json.sig", check.report_signature, methods=["GET"]),
         Route("/api/v1/checks/{check_id}/report.html", check.report_html, methods=["GET"]),
         Route("/api/v1/signing-key", api.signing_key, methods=["GET"]),
+        Route("/api/v1/vantages", api.vantages, methods=["GET"]),
         Route("/api/v1/openapi.json", api.openapi, methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"),
@@ -66,7 +67,9 @@ def create_app(service: Service) -> Starlette:
             secret_key=service.session_secret,
             session_cookie=SESSION_COOKIE,
             max_age=SESSION_SECONDS,
-            same_site="strict",
+            # Lax, not Strict: a link from an e-mail or a ticket then keeps an engineer signed in (a Strict cookie
+            # is not sent on it, so the page would start a new session over the old one); every POST has a CSRF token.
+            same_site="lax",
             https_only=not service.config.insecure_cookies,
         ),
     ]

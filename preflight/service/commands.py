@@ -77,6 +77,9 @@ def add_commands(commands: Any, positive_int: Any, positive_float: Any, methods:
     worker.add_argument("--tcp-method", choices=methods, default="auto", help="as for preflight check")
     worker.add_argument("--visibility-timeout", type=_limit, default=300, metavar="SECONDS",
                         help="as for serve; use the same value")
+    worker.add_argument("--max-deliveries", type=positive_int, default=3, metavar="N",
+                        help="a batch whose worker was lost N times is reported failed, with the reason "
+                        "(default %(default)s)")
     worker.add_argument("--state", type=Path, metavar="DIR",
                         help="folder for the queue key and the known_hosts file (default $XDG_STATE_HOME/preflight)")
     worker.add_argument("--log-level", choices=LOG_LEVELS, default="info")
@@ -325,6 +328,7 @@ def _worker(args: argparse.Namespace) -> int:
         sealer=Sealer(queue_key),
         vantage=args.vantage,
         egress_address=args.egress_address,
+        max_deliveries=args.max_deliveries,
     ))
     app = make_app(url, args.visibility_timeout)
     print(f"preflight worker: vantage {args.vantage}, queue {_shown_redis(url)}", file=sys.stderr, flush=True)

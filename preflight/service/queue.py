@@ -51,7 +51,13 @@ def make_app(url: str, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT) -> 
         result_expires=RESULTS_KEPT_SECONDS,
         result_extended=False,
         # A message not acknowledged within this time goes back to its queue: longer than any one batch runs.
-        broker_transport_options={"visibility_timeout": visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            # Look for tasks of lost workers every fifth of that time, scanning each time (Kombu's default sweep
+            # runs only every 100 s).
+            "unacked_restore_interval": max(1, min(10, visibility_timeout // 5)),
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options={"visibility_timeout": visibility_timeout},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
@@ -98,7 +104,9 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
     deliveries = int(client.incr(f"preflight:deliveries:{task_id}"))
     client.expire(f"preflight:deliveries:{task_id}", RESULTS_KEPT_SECONDS)
     if deliveries > settings.max_deliveries:
-        return {"error": f"gave up after {deliveries - 1} attempts: the worker running it was lost each time",
+        lost = deliveries - 1
+        return {"error": f"vantage {settings.vantage}: gave up after {lost} attempt{'s' if lost > 1 else ''}: "
+                "the worker running it was lost each time",
                 "attempt": deliveries}
     try:
         text = settings.sealer.open(base64.b64decode(job["sealed"])).decode()
@@ -117,7 +125,11 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
                 return
             last[0] = now
             snapshot = list(results)
-        task.update_state(state="PROGRESS", meta={"attempt": deliveries, "results": snapshot})
+        try:
+            # The runner calls this from its own threads, where Celery's per-thread request has no id.
+            task.update_state(task_id=task_id, state="PROGRESS", meta={"attempt": deliveries, "results": snapshot})
+        except Exception as exc:  # noqa: BLE001 - progress is a courtesy; the final result carries every check
+            _log.debug("task %s: progress not stored (%s)", task_id, type(exc).__name__)
 
     pinned = {str(name): tuple(addresses) for name, addresses in job["pinned"].items()}
     _log.info("task %s: vantage %s probing %s", task_id, settings.vantage,
