@@ -1,8 +1,9 @@
 """ssh-root/<port>: support must be able to log in as root over SSH, and `id -u` must print 0.
 
 The login is driven at paramiko's Transport level, so no agent key and no ~/.ssh key is ever offered. `auth_none`
-learns the methods the server allows; then the key file, the password, or keyboard-interactive answering only
-password prompts. The host key is judged (inventory pin, else preflight's known_hosts file) before anything that
+learns the methods the server allows; then the key file (with its OpenSSH user certificate, if the inventory names
+one: judged for its validity dates before connecting), the password, or keyboard-interactive answering only password
+prompts. The host key is judged (inventory pin, else preflight's known_hosts file) before anything that
 authenticates is sent.
 """
 
@@ -14,6 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +27,7 @@ from preflight.deadline import Deadline
 from preflight.inventory import Credentials, Host
 from preflight.model import Finding, Status
 from preflight.profiles import Profile
+from preflight.ssh_certificate import TIME_FORMAT, read_user_certificate
 from preflight.target import Target
 
 REQUIREMENT = "Support logs in as root over SSH on TCP {port} with the root password you provide."
@@ -103,6 +106,9 @@ def run(target: Target, deadline: Deadline) -> Finding:
     evidence: dict[str, Any] = {"port": port}
     try:
         key = _load_key(credentials.key_file, credentials.key_passphrase, port) if credentials.key_file else None
+        if key is not None and credentials.certificate_file is not None:
+            # Judged before connecting: a certificate that cannot work costs no connection and sends nothing.
+            _attach_certificate(key, credentials.certificate_file, port, evidence)
         # An inventory pin replaces the file; the file is read before connecting, so a bad one costs no connection.
         lookup = None if target.host.ssh.host_key else _look_up_known_hosts(target, evidence)
     except _Stop as stop:
@@ -459,6 +465,8 @@ class _RootLogin:
         )
 
     def _refused(self, method: str) -> Finding:
+        if method == "publickey" and "certificate" in self.evidence:
+            return self._certificate_refused()
         if method == "publickey":
             return _finding(
                 Status.FAIL,
@@ -478,6 +486,31 @@ class _RootLogin:
             f"Check the root password for TCP {self.port} in the inventory (ssh.root_password, or ssh.per_port). "
             "If it is right, allow root to log in with a password: 'PermitRootLogin yes' in /etc/ssh/sshd_config, "
             "then restart sshd.",
+        )
+
+    def _certificate_refused(self) -> Finding:
+        certificate = self.evidence["certificate"]
+        principals = certificate["principals"]
+        if principals and ROOT not in principals:
+            return _finding(
+                Status.FAIL,
+                "certificate-refused",
+                f"root certificate refused on SSH port {self.port}: its principals ({', '.join(principals)}) do not "
+                "include root",
+                self.evidence,
+                f"Have your CA sign a certificate that names root among its principals (ssh-keygen -s CA_KEY -I ID "
+                f"-n root ...), or let these principals log in as root on TCP {self.port} with an "
+                "AuthorizedPrincipalsFile in sshd_config.",
+            )
+        return _finding(
+            Status.FAIL,
+            "certificate-refused",
+            f"root certificate refused on SSH port {self.port}: the server does not trust the certificate's CA "
+            f"({certificate['signed_by']}), or root may not log in with a key (SSH does not say which)",
+            self.evidence,
+            f"On the system, add the CA's public key to the file that TrustedUserCAKeys names in sshd_config, and set "
+            f"'PermitRootLogin prohibit-password' (or yes) for TCP {self.port}; then restart sshd. Its log says why "
+            "a certificate is refused.",
         )
 
     def _prompt_finding(self, declined: _PromptDeclined) -> Finding:
@@ -555,6 +588,49 @@ def _load_key(path: Path, passphrase: SecretStr | None, port: int | None) -> par
             {"port": port, "key_file": str(path)},
             f"Check ssh.key_file and ssh.key_passphrase in the inventory (SSH on TCP {port}): the key must be an "
             "OpenSSH or PEM private key (RSA, ECDSA or Ed25519) that root accepts.",
+        )
+    )
+
+
+def _attach_certificate(key: paramiko.PKey, path: Path, port: int, evidence: dict[str, Any]) -> None:
+    """Load the user certificate onto `key`, so that it is what gets offered; stop if it cannot work now."""
+    evidence["certificate_file"] = str(path)
+    try:
+        certificate = read_user_certificate(path)
+        if certificate.public_key_blob != key.asbytes():
+            raise ValueError("it certifies another key than ssh.key_file")
+        key.load_certificate(str(path))
+    except (ValueError, OSError, paramiko.SSHException) as exc:
+        raise _Stop(
+            _finding(
+                Status.FAIL,
+                "certificate-unusable",
+                f"the SSH certificate for SSH port {port} cannot be used: {_describe(exc)}; nothing was sent",
+                evidence,
+                f"Set ssh.certificate_file (SSH on TCP {port}) to the OpenSSH user certificate that your CA signed for "
+                "ssh.key_file's public key (ssh-keygen -s CA_KEY -I ID -n root KEY.pub writes KEY-cert.pub).",
+            )
+        ) from None
+    now = datetime.now(UTC)
+    evidence["certificate"] = certificate.evidence(now)
+    problem = certificate.problem_at(now)
+    if problem is None:
+        return
+    shown = evidence["certificate"]
+    span = f"valid from {shown['valid_after']} to {shown['valid_before']}"
+    when = (
+        f"expired on {shown['valid_before']}" if problem == "expired" else f"is not valid until {shown['valid_after']}"
+    )
+    raise _Stop(
+        _finding(
+            Status.FAIL,
+            f"certificate-{problem}",
+            f"the SSH certificate for root {when} ({span}; now {now.strftime(TIME_FORMAT)}); nothing was sent "
+            f"(SSH port {port})",
+            evidence,
+            f"Have your CA sign a new certificate for root's key, valid now (ssh-keygen -s CA_KEY -I ID -n root -V "
+            f"+4w KEY.pub), and set ssh.certificate_file to it (SSH on TCP {port}). If its dates are right, this "
+            "machine's clock is wrong: set it.",
         )
     )
 
