@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.inventory import Host, Inventory
+from preflight.inventory import Host, Inventory, load_inventory
 from preflight.located_yaml import ConfigError
 from preflight.plan import build_plan
 from preflight.probes import registry
@@ -96,3 +96,62 @@ def test_broken_profile_is_a_located_error(tmp_path: Path, text: str, message: s
         load_profiles(tmp_path, KNOWN)
 
     assert str(raised.value) == message
+
+
+VOIP = "title: X\nports:\n  - {port: 5060, service: sip, purpose: x}\nchecks: [sip]\n"
+PBXWARE = "product: pbxware\ntitle: X\nports:\n  - {port: 80, service: http, purpose: x}\ngui_login: {port: 443}\nchecks: [tcp]\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "nosuch-voip",
+            "product: nosuch-voip\naddon_of: nosuch\n" + VOIP,
+            "nosuch-voip.yaml:2: addon_of: no product profile named 'nosuch'",
+        ),
+        (
+            "voip",
+            "product: voip\naddon_of: pbxware\n" + VOIP,
+            "voip.yaml:1: product: an add-on's name must start with its product: pbxware-",
+        ),
+        (
+            "pbxware-voip",
+            "product: pbxware-voip\naddon_of: pbxware\naddons: []\n" + VOIP,
+            "pbxware-voip.yaml:3: addons: unknown key: add-on profiles name their product with addon_of",
+        ),
+        (
+            "serverware",
+            "product: serverware\n" + VOIP,
+            "serverware.yaml:1: gui_login: is required in a product's profile",
+        ),
+    ],
+    ids=["unknown-product", "name-without-product", "addons-in-a-file", "product-without-gui-login"],
+)
+def test_broken_add_on_profile_is_a_located_error(tmp_path: Path, name: str, text: str, message: str) -> None:
+    (tmp_path / "pbxware.yaml").write_text(PBXWARE)
+    (tmp_path / f"{name}.yaml").write_text(text)
+
+    with pytest.raises(ConfigError) as raised:
+        load_profiles(tmp_path, KNOWN)
+
+    assert str(raised.value) == message
+
+
+def test_an_add_on_joins_its_product_and_a_host_that_names_it(tmp_path: Path) -> None:
+    profiles = load_profiles(data_dir("checks"), KNOWN)
+    assert sorted(profiles) == ["pbxware", "serverware"]
+    assert [addon.addon_name for addon in profiles["pbxware"].addons] == ["voip"]
+    (tmp_path / "inventory.yaml").write_text(
+        "hosts:\n  - {name: a, product: pbxware, address: 192.0.2.1, profiles: [voip]}\n"
+        "  - {name: b, product: pbxware, address: 192.0.2.2}\n"
+    )
+    inventory = load_inventory(tmp_path / "inventory.yaml", profiles, {})
+
+    plans = build_plan(inventory, profiles, ["sip", "rtp", "setup-wizard-login"])
+
+    assert [[target.check_id for target in plan.targets] for plan in plans] == [
+        ["setup-wizard-login/81", "sip/5060", "rtp"],
+        ["setup-wizard-login/81"],
+    ]
+    assert plans[0].targets[1].purpose == "SIP signalling (UDP and TCP)"
