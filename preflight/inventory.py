@@ -479,7 +479,9 @@ def _digest_without_secrets(value: Any) -> str:
 
 def _check_against_profile(host: Host, profile: Profile, findings: _Findings, locate: Any) -> None:
     for index, name in enumerate(host.profiles):
-        if profile.addon(name) is None:
+        if name in host.profiles[:index]:
+            findings.error(locate(("profiles", index)), f"{name!r} is listed twice")
+        elif profile.addon(name) is None:
             known = ", ".join(addon.addon_name for addon in profile.addons) or "none"
             findings.error(
                 locate(("profiles", index)), f"no add-on profile {name!r} for {profile.product} (known: {known})"

@@ -126,8 +126,12 @@ def test_the_wizard_password_is_a_secret_of_the_host(tmp_path: Path) -> None:
             "inventory.yaml:2: hosts[0].ssh.certificate_file: needs key_file: the certificate is offered with its "
             "private key",
         ),
+        (
+            "hosts:\n  - {name: p, product: pbxware, address: 192.0.2.1, profiles: [voip, voip]}\n",
+            "inventory.yaml:2: hosts[0].profiles[1]: 'voip' is listed twice",
+        ),
     ],
-    ids=["plain-http-opt-in-not-a-boolean", "unknown-wizard-key", "certificate-without-key"],
+    ids=["plain-http-opt-in-not-a-boolean", "unknown-wizard-key", "certificate-without-key", "add-on-twice"],
 )
 def test_new_inventory_keys_are_validated_with_located_errors(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "c-cert.pub").write_text("x\n")
