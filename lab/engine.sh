@@ -13,6 +13,8 @@ lab_install_packages() {
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v sshpass >/dev/null 2>&1 || missing+=(sshpass)
+    # The queue tests start private redis-server processes of their own; Debian's package brings the binary.
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "lab: installing ${missing[*]}"
         apt-get update -qq

@@ -273,6 +273,49 @@ def _queue_url(url: str) -> str:
     return url
 
 
+WORKER_CHILD = "PREFLIGHT_WORKER_CHILD"
+RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def _supervise() -> int:
+    """Run the Celery consumer in a child process and start it again whenever it dies of anything but a signal.
+
+    Kombu's Redis transport can end a worker with "Unrecoverable error" when the broker vanishes while a task is
+    unacknowledged; the task itself comes back through the visibility timeout, but only to a live worker.
+    """
+    import os
+    import signal
+    import subprocess
+    import time
+
+    stopping = False
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failures = 0
+    while True:
+        started = time.monotonic()
+        child = subprocess.Popen(  # noqa: S603 - this same command again, as the user typed it
+            [sys.executable, "-m", "preflight", *sys.argv[1:]],
+            env={**os.environ, WORKER_CHILD: "1"},
+        )
+        code = child.wait()
+        if stopping or code == 2:
+            return 0 if stopping else code
+        failures = 0 if time.monotonic() - started > 300 else failures + 1
+        delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
+        print(f"preflight worker: the consumer stopped (exit {code}); starting it again in {delay:g} s",
+              file=sys.stderr, flush=True)
+        time.sleep(delay)
+
+
 def _worker(args: argparse.Namespace) -> int:
     import logging
     import os
@@ -330,6 +373,8 @@ def _worker(args: argparse.Namespace) -> int:
         egress_address=args.egress_address,
         max_deliveries=args.max_deliveries,
     ))
+    if os.environ.get(WORKER_CHILD) != "1":
+        return _supervise()
     app = make_app(url, args.visibility_timeout)
     print(f"preflight worker: vantage {args.vantage}, queue {_shown_redis(url)}", file=sys.stderr, flush=True)
     app.worker_main([

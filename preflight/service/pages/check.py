@@ -20,19 +20,29 @@ async def show(request: Request) -> Response:
     if view is None:
         return page(request, "message.html.j2", {"title": "No such check", "message": NOT_FOUND}, status=404)
     return page(request, "check.html.j2", {**view, "failures": failures(view["report"]),
+                                           "verdicts": verdicts(view["report"]),
                                            "ended": view["row"].state in ENDED})
 
 
 def failures(report: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Every check that did not pass, per host, in the report's order (a port before the login that needs it)."""
+    """Every check that did not pass, per host (and per vantage, when there are several), in the report's order
+    (a port before the login that needs it)."""
     if report is None:
         return []
-    return [
-        {"host": host["name"], **check}
-        for host in report["hosts"]
-        for check in host["checks"]
-        if check["status"] != "pass"
-    ]
+    found = []
+    for host in report["hosts"]:
+        seen = [(f"{host['name']} from {result['name']}", result["checks"]) for result in host["vantages"]] \
+            if "vantages" in host else [(host["name"], host["checks"])]
+        for where, checks in seen:
+            found += [{"host": where, **check} for check in checks if check["status"] != "pass"]
+    return found
+
+
+def verdicts(report: dict[str, Any] | None) -> list[tuple[str, bool, str]]:
+    """Per host, from several vantages: (host, ready, "ready from eu; NOT ready from us: tcp/2020 filtered")."""
+    if report is None or report.get("schema_version") != "2":
+        return []
+    return [(host["name"], host["ready"], host["verdict"]) for host in report["hosts"]]
 
 
 async def report_json(request: Request) -> Response:

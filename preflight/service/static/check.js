@@ -23,7 +23,7 @@
         code.textContent = result.id;
         var idCell = document.createElement("td");
         idCell.appendChild(code);
-        row.appendChild(cell(result.host));
+        row.appendChild(cell(result.vantage ? result.host + " from " + result.vantage : result.host));
         row.appendChild(idCell);
         row.appendChild(cell(result.status, "status " + result.status));
         row.appendChild(cell(result.summary));
