@@ -27,11 +27,14 @@ IMAGE = "preflight-quickstart:latest"
 WHEELHOUSE_ROOT = REPO / ".cache" / "quickstart-wheelhouse"
 # pip, setuptools and wheel: pipx 1.1 upgrades them in its shared environment before it installs anything.
 TOOLING = ["hatchling>=1.21", "pip", "setuptools", "wheel"]
+# Wanted only by Debian 12's Python (3.11.2), not by the host's, so the host's pip would not fetch it:
+# redis-py requires async-timeout before Python 3.11.3.
+CONTAINER_ONLY = ["async-timeout>=4.0.3"]
 
 
 def _requirements() -> list[str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return [*project["project"]["dependencies"], *project["build-system"]["requires"], *TOOLING]
+    return [*project["project"]["dependencies"], *project["build-system"]["requires"], *TOOLING, *CONTAINER_ONLY]
 
 
 def _wheelhouse() -> Path:

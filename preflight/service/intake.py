@@ -21,7 +21,7 @@ from preflight.profiles import Profile
 from preflight.service.policy import Refused, TargetPolicy, other_spelling
 
 INVENTORY_NAME = "inventory"
-FILE_KEYS = ("key_file", "key_passphrase")
+FILE_KEYS = ("key_file", "key_passphrase", "certificate_file")
 MAX_TEXT = 200
 _LOCATION = re.compile(r"^[^:\n]*:\d+: ")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
