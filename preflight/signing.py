@@ -19,6 +19,7 @@ import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -118,7 +119,17 @@ def fingerprint(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 
 def sign(data: bytes, key: Ed25519PrivateKey) -> bytes:
     """An armored SSH signature (namespace preflight-report, sha512) over exactly `data`."""
-    signed = _signed_data(NAMESPACE.encode(), b"", _HASH_ALGORITHM, _HASHES[_HASH_ALGORITHM](data).digest())
+    return sign_digest(_HASHES[_HASH_ALGORITHM](data).digest(), key)
+
+
+def new_digest() -> Any:
+    """The hash a signature covers, to feed a report that is written piece by piece (then `sign_digest`)."""
+    return _HASHES[_HASH_ALGORITHM]()
+
+
+def sign_digest(digest: bytes, key: Ed25519PrivateKey) -> bytes:
+    """As `sign`, for data already hashed with `new_digest`: a report too large to hold whole is signed as written."""
+    signed = _signed_data(NAMESPACE.encode(), b"", _HASH_ALGORITHM, digest)
     signature_blob = _string(KEY_TYPE.encode()) + _string(key.sign(signed))
     blob = (
         _MAGIC

@@ -28,7 +28,8 @@ TARGET, SLOW_TARGET = "127.0.0.2", "127.0.0.3"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     state = tmp_path_factory.mktemp("service")
-    args = ["--allow-targets", f"{TARGET}/32", "--timeout", "3", "--max-hosts", "3", "--limit-per-client", "1000"]
+    args = ["--allow-targets", f"{TARGET}/32", "--timeout", "3", "--max-hosts", "3", "--limit-per-client", "1000",
+            "--max-body-token", "128", "--limit-per-target", "1000"]
     with running_service(state, args) as running:
         yield running
 
@@ -175,13 +176,29 @@ def test_submissions_need_a_valid_token(service: ServiceProcess, authorization: 
 
 def test_bodies_over_64_kib_are_refused_whether_declared_or_streamed(service: ServiceProcess) -> None:
     big = json.dumps({"ticket": "T", "inventory": {"hosts": [host(TARGET)]}, "pad": "x" * 70_000}).encode()
-    declared = service.post_check(big, headers={"Content-Type": "application/json"})
+    json_type = {"Content-Type": "application/json"}
+    declared = service.post_check(big, token="pft_not-a-token", headers=json_type)
     assert declared.status_code == 413 and "64 KiB" in declared.json()["error"]
-    streamed = service.post_check(iter([big[:40_000], big[40_000:]]), headers={"Content-Type": "application/json"})
+    streamed = service.post_check(iter([big[:40_000], big[40_000:]]), token="pft_not-a-token", headers=json_type)
     assert streamed.status_code == 413
+    form = requests.post(service.url + "/", data={"ticket": "x" * 70_000}, timeout=30)
+    assert form.status_code == 413
     # Control: the same request under the cap is taken.
     small = service.post_check({"ticket": "T", "inventory": {"hosts": [host(TARGET)]}})
     assert small.status_code == 202
+
+
+def test_a_token_holder_may_send_a_larger_inventory_up_to_its_own_cap(service: ServiceProcess) -> None:
+    """A support desk's inventory of thousands of hosts is larger than 64 KiB; the fixture sets the cap to 128 KiB."""
+    json_type = {"Content-Type": "application/json"}
+    larger = json.dumps({"ticket": "T", "inventory": {"hosts": [host(TARGET, name="a" * 60_000)]}}).encode()
+    taken = service.post_check(larger, headers=json_type)
+    assert taken.status_code == 202, taken.text
+    too_large = json.dumps({"ticket": "T", "inventory": {"hosts": []}, "pad": "x" * 140_000}).encode()
+    refused = service.post_check(too_large, headers=json_type)
+    assert refused.status_code == 413 and "128 KiB" in refused.json()["error"]
+    streamed = service.post_check(iter([too_large[:70_000], too_large[70_000:]]), headers=json_type)
+    assert streamed.status_code == 413
 
 
 def test_unknown_checks_and_methods_are_4xx(service: ServiceProcess) -> None:

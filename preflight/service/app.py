@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from preflight.service import api
+from preflight.service import accounts, api
 from preflight.service.core import Service
 from preflight.service.middleware import BodyLimit, SecurityHeaders
 from preflight.service.pages import check, intake, support
@@ -61,7 +61,8 @@ def create_app(service: Service) -> Starlette:
     ]
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(BodyLimit, limit=service.config.max_body),
+        Middleware(BodyLimit, limit=service.config.max_body, token_limit=service.config.max_body_token,
+                   trusted=lambda token: accounts.token_owner(service.store, token) is not None),
         Middleware(
             SessionMiddleware,
             secret_key=service.session_secret,

@@ -38,6 +38,9 @@ def add_commands(commands: Any, positive_int: Any, positive_float: Any, methods:
                        help="checks per hour of one target address (default %(default)s)")
     serve.add_argument("--max-hosts", type=_limit, default=20, metavar="N",
                        help="hosts one posted inventory may hold (default %(default)s)")
+    serve.add_argument("--max-body-token", type=_limit, default=16 * 1024, metavar="KIB",
+                       help="largest request body from a client with an API token, in KiB (default %(default)s); "
+                       "everyone else: 64 KiB")
     serve.add_argument("--workers", type=positive_int, default=4, metavar="N",
                        help="checks run at once (default %(default)s)")
     serve.add_argument("--timeout", type=positive_float, default=10.0, metavar="SECONDS",
@@ -211,6 +214,7 @@ def _serve(args: argparse.Namespace) -> int:
         egress_address=args.egress_address,
         limits=Limits(per_client=args.limit_per_client, per_target=args.limit_per_target),
         max_hosts=args.max_hosts,
+        max_body_token=args.max_body_token * 1024,
         workers=args.workers,
         timeout=args.timeout,
         tcp_method=args.tcp_method,

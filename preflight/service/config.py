@@ -30,6 +30,8 @@ class ServiceConfig:
     limits: Limits = field(default_factory=Limits)
     max_hosts: int = 20
     max_body: int = 64 * 1024
+    # For requests with a valid API token: a support desk's inventory of thousands of hosts.
+    max_body_token: int = 16 * 1024 * 1024
     workers: int = 4
     timeout: float = 10.0
     tcp_method: str = "auto"

@@ -186,4 +186,5 @@ def _queue_jobs(config: ServiceConfig, store: Store, sealer: Sealer, signing_key
         signing_key=signing_key,
         app=make_app(config.queue_url, config.visibility_timeout),
         batch_size=config.batch_size,
+        reports_dir=config.state / "reports",
     ))

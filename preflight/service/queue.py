@@ -9,12 +9,14 @@ worker of the same vantage; each task counts its deliveries and gives up, with t
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
@@ -198,6 +200,9 @@ class QueueSettings:
     batch_size: int = 200
     # A task still unknown to the result backend this long after it was sent was lost with the broker: send again.
     resend_after_seconds: float = 600.0
+    # Where reports too large to keep in a database row are written (the service's state folder/reports).
+    reports_dir: Path = Path("reports")
+    report_in_database_bytes: int = 4 * 1024 * 1024
 
 
 class QueueJobs:
@@ -327,10 +332,8 @@ class QueueJobs:
         return touched
 
     def _finish_if_done(self, check_id: str) -> None:
-        import json
-
         from preflight import signing
-        from preflight.vantages import combine, merge_batches
+        from preflight.vantages import stream_combined
 
         store = self.settings.store
         jobs = store.jobs(check_id=check_id)
@@ -343,16 +346,38 @@ class QueueJobs:
         if failed:
             store.fail(check_id, "; ".join(dict.fromkeys(str(error) for error in failed)))
         else:
-            per_vantage = []
-            for vantage in dict.fromkeys(job.vantage for job in jobs):
-                documents = [json.loads(job.result_json) for job in jobs if job.vantage == vantage]
-                per_vantage.append((vantage, merge_batches(documents)))
-            report = combine(per_vantage, row.inventory_sha256)
-            text = _json_text(report)
-            signature = signing.sign(text.encode(), self.settings.signing_key)
-            verdict = "ready" if report["summary"]["not_ready"] == 0 else "not ready"
-            store.finish(check_id, verdict, text, signature.decode())
-            _log.info("check %s: done, %s", check_id, verdict)
+            names = list(dict.fromkeys(job.vantage for job in jobs))
+            by_batch = {(job.vantage, job.batch): job.id for job in jobs}
+            count = 1 + max(job.batch for job in jobs)
+            # Written batch by batch and hashed as written: a report of thousands of hosts is never whole in memory.
+            folder = self.settings.reports_dir
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            partial = folder / f".{check_id}.json.tmp"
+            digest = signing.new_digest()
+            size = 0
+            with partial.open("w", encoding="utf-8") as out:
+
+                def write(text: str) -> None:
+                    nonlocal size
+                    data = text.encode()
+                    digest.update(data)
+                    size += len(data)
+                    out.write(text)
+
+                summary = stream_combined(
+                    write, names, count,
+                    lambda vantage, batch: json.loads(store.job_document(by_batch[(vantage, batch)])),
+                    row.inventory_sha256,
+                )
+            signature = signing.sign_digest(digest.digest(), self.settings.signing_key).decode()
+            verdict = "ready" if summary["not_ready"] == 0 else "not ready"
+            if size <= self.settings.report_in_database_bytes:
+                store.finish(check_id, verdict, partial.read_text(encoding="utf-8"), signature)
+                partial.unlink()
+            else:
+                partial.rename(folder / f"{check_id}.json")
+                store.finish(check_id, verdict, None, signature, report_file=f"reports/{check_id}.json")
+            _log.info("check %s: done, %s (%d host(s), %d bytes)", check_id, verdict, summary["hosts"], size)
         store.clear_jobs(check_id)
         for job in jobs:
             self.settings.app.AsyncResult(job.task_id).forget()
@@ -388,6 +413,4 @@ def _yaml_text(document: Mapping[str, Any]) -> str:
 
 
 def _json_text(document: Mapping[str, Any]) -> str:
-    import json
-
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

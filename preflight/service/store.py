@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 ENDED = (DONE, FAILED)
@@ -71,6 +71,8 @@ class CheckRow(Base):
     verdict: Mapped[str | None] = mapped_column(String(16))
     report_json: Mapped[str | None] = mapped_column(Text)
     report_sig: Mapped[str | None] = mapped_column(Text)
+    # A report too large to keep in a row is a file in the service's state folder (its name, relative to it).
+    report_file: Mapped[str | None] = mapped_column(String(500))
     error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -197,6 +199,9 @@ def make_engine(url: str) -> Engine:
         def _pragmas(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL loses no committed transaction when the service crashes (only on power loss),
+            # and saves an fsync per commit: every submission and every result is one.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA secure_delete=ON")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -219,10 +224,13 @@ class Store:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._claim_lock = threading.Lock()
+        # SQLite has one writer at a time, and a writer that finds the database locked sleeps in its busy
+        # handler (up to 100 ms a try): threads of this process take turns here instead, and never sleep there.
+        self._turn: AbstractContextManager[Any] = threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+        with self._turn, self._sessions() as session, session.begin():
             yield session
 
     # Checks ---------------------------------------------------------------------------------------------------
@@ -309,7 +317,9 @@ class Store:
         with self.session() as session:
             return list(session.scalars(select(ProbeRow.address).order_by(ProbeRow.id)))
 
-    def finish(self, check_id: str, verdict: str, report_json: str, report_sig: str) -> None:
+    def finish(
+        self, check_id: str, verdict: str, report_json: str | None, report_sig: str, report_file: str | None = None
+    ) -> None:
         """The signed report is stored and the credentials erased in the same transaction."""
         with self.session() as session:
             session.execute(
@@ -319,6 +329,7 @@ class Store:
                     state=DONE,
                     verdict=verdict,
                     report_json=report_json,
+                    report_file=report_file,
                     report_sig=report_sig,
                     finished_at=utc_now(),
                     sealed_inventory=None,
@@ -372,13 +383,18 @@ class Store:
                                    state="pending", attempt=0))
 
     def jobs(self, *, check_id: str | None = None, states: Sequence[str] = ()) -> list[JobRow]:
-        statement = select(JobRow).order_by(JobRow.id)
+        """Jobs without their results (a batch's report is loaded alone, with `job_document`)."""
+        statement = select(JobRow).options(defer(JobRow.result_json, raiseload=True)).order_by(JobRow.id)
         if check_id is not None:
             statement = statement.where(JobRow.check_id == check_id)
         if states:
             statement = statement.where(JobRow.state.in_(states))
         with self.session() as session:
             return list(session.scalars(statement))
+
+    def job_document(self, job_id: int) -> str:
+        with self.session() as session:
+            return session.scalar(select(JobRow.result_json).where(JobRow.id == job_id)) or "{}"
 
     def job_sent(self, task_id: str) -> None:
         with self.session() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from preflight.render import html as html_report
 from preflight.service.middleware import REPORT_CSP
@@ -46,7 +46,12 @@ def verdicts(report: dict[str, Any] | None) -> list[tuple[str, bool, str]]:
 
 
 async def report_json(request: Request) -> Response:
-    row = service_of(request).store.get(request.path_params["check_id"])
+    service = service_of(request)
+    row = service.store.get(request.path_params["check_id"])
+    if row is not None and row.report_file is not None:
+        # A report of thousands of hosts is a file, sent as it was signed, never loaded whole.
+        return FileResponse(service.config.state / row.report_file, media_type="application/json",
+                            headers={"Content-Disposition": 'inline; filename="report.json"'})
     if row is None or row.report_json is None:
         return PlainTextResponse("no report (yet) for this check\n", status_code=404)
     # The exact bytes that were signed: never re-serialized.
@@ -63,6 +68,12 @@ async def report_signature(request: Request) -> Response:
 
 async def report_html(request: Request) -> Response:
     view = service_of(request).view(request.path_params["check_id"])
+    if view is not None and view["row"].report_file is not None:
+        return page(request, "message.html.j2", {
+            "title": "This report is too large for one page",
+            "message": f"It covers {view['row'].total} checks. Download report.json (and its signature) from the "
+            "check's page, and render it with preflight render.",
+        }, status=404)
     if view is None or view["report"] is None:
         return PlainTextResponse("no report (yet) for this check\n", status_code=404)
     return Response(html_report.render_document(view["report"]), media_type="text/html; charset=utf-8",

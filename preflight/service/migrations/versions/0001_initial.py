@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("verdict", sa.String(16), nullable=True),
         sa.Column("report_json", sa.Text, nullable=True),
         sa.Column("report_sig", sa.Text, nullable=True),
+        sa.Column("report_file", sa.String(500), nullable=True),
         sa.Column("error", sa.Text, nullable=True),
     )
     op.create_index("ix_checks_client_address", "checks", ["client_address"])
