@@ -186,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the service's API token for --remote (default $PREFLIGHT_TOKEN, which keeps it out of ps)",
     )
     check.add_argument("--ticket", default="", metavar="REF", help="the ticket the remote check belongs to")
+    check.add_argument(
+        "--vantage",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --remote: check from this vantage of the service (repeat for more; default: every live one)",
+    )
 
     validate = commands.add_parser("validate", help="check an inventory file without probing anything")
     validate.add_argument("inventory", type=Path, metavar="INVENTORY")
@@ -274,6 +281,8 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     inventory = _select_hosts(inventory, args.host)
     if args.remote is not None:
         _refuse_remote_misuse(args)
+    elif args.vantage:
+        raise UsageError("--vantage: choosing a vantage needs --remote URL (a local run checks from this machine)")
     # Report paths are checked before any probe is sent, so a bad path costs nothing and exits 2; the reports are
     # written only at the end, whole, so an interrupted run leaves no part of one.
     json_path = None if args.json in (None, "-") else Path(args.json)
@@ -474,6 +483,8 @@ def _check_remotely(
             args.ticket or inventory.path.name,
             inventory,
             deadline_seconds=max(600.0, args.timeout * 10 * len(inventory.hosts)),
+            only=args.only,
+            vantages=args.vantage,
         )
         report = None if vantages.is_multi(result.document) else from_document(result.document)
         for host in report.hosts if report is not None else ():
@@ -490,7 +501,5 @@ def _refuse_remote_misuse(args: argparse.Namespace) -> None:
     """Options a remote check cannot honour, refused before anything is sent."""
     if args.sign is not None:
         raise UsageError("--sign: a remote check comes back signed by the service; use one or the other")
-    if args.only:
-        raise UsageError("--only: a remote check runs every check of each host's profile")
     if not args.token:
         raise UsageError("--remote needs the service's API token: --token TOKEN or PREFLIGHT_TOKEN")

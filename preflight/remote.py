@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -60,6 +60,8 @@ def check_remote(
     inventory: Inventory,
     deadline_seconds: float,
     on_progress: Callable[[int, int], None] | None = None,
+    only: Sequence[str] = (),
+    vantages: Sequence[str] = (),
 ) -> RemoteResult:
     """Submit the inventory, wait for the verdict, and fetch the signed report."""
     import requests
@@ -72,7 +74,11 @@ def check_remote(
         raise RemoteError(f"--remote {url}: the inventory holds passwords; use https:// (plain http only on loopback)")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    body = {"ticket": ticket, "inventory": inventory_document(inventory)}
+    body: dict[str, Any] = {"ticket": ticket, "inventory": inventory_document(inventory)}
+    if only:
+        body["only"] = list(only)
+    if vantages:
+        body["vantages"] = list(vantages)
     try:
         answer = session.post(urljoin(base, "api/v1/checks"), json=body, timeout=REQUEST_SECONDS, allow_redirects=False)
     except requests.RequestException as exc:

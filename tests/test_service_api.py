@@ -403,3 +403,11 @@ def test_check_remote_refused_target_exits_2_with_the_reason(service: ServicePro
         "preflight: error: the service refused the check (422): hosts[0].address: 10.1.2.3 is private (RFC 1918): "
         "this service checks only public addresses"
     ]
+
+
+def test_only_narrows_a_check_to_some_kinds_as_the_cli_does(service: ServiceProcess) -> None:
+    state = submit_and_wait(service, {"ticket": "T-only", "inventory": {"hosts": [host(TARGET)]}, "only": ["tcp"]})
+    assert [check["id"] for check in state["report"]["hosts"][0]["checks"]] == ["tcp/80", "tcp/81", "tcp/443",
+                                                                                "tcp/2020"]
+    refused = service.post_check({"ticket": "T", "inventory": {"hosts": [host(TARGET)]}, "only": ["nmap"]})
+    assert refused.status_code == 422 and refused.json()["error"].startswith("only: must be a list of check kinds")

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from preflight import __version__
+from preflight.probes import registry
 from preflight.service import accounts
 from preflight.service.core import NoWorker
 from preflight.service.intake import MAX_TEXT, IntakeError, from_document
@@ -17,7 +18,7 @@ from preflight.service.pages import client_of, service_of
 from preflight.service.policy import RateLimited
 
 NO_WORKER_RETRY_SECONDS = 30
-BODY_KEYS = ("ticket", "contact", "inventory", "vantages")
+BODY_KEYS = ("ticket", "contact", "inventory", "vantages", "only")
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -51,6 +52,10 @@ async def create_check(request: Request) -> Response:
     vantages = body.get("vantages", [])
     if not isinstance(vantages, list) or not all(isinstance(name, str) for name in vantages) or len(vantages) > 32:
         return error(422, "vantages: must be a list of vantage names, such as [\"eu\", \"us\"]")
+    only = body.get("only", [])
+    known = sorted(registry())
+    if not isinstance(only, list) or not all(isinstance(kind, str) and kind in known for kind in only):
+        return error(422, f"only: must be a list of check kinds from: {', '.join(known)}")
     client = client_of(request)
 
     def accept() -> str:
@@ -64,6 +69,7 @@ async def create_check(request: Request) -> Response:
             client=client,
             limit_client=True,
             vantages=vantages,
+            only=only,
         )
 
     try:
@@ -141,6 +147,8 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "ticket": {"type": "string", "maxLength": MAX_TEXT},
                     "contact": {"type": "string", "maxLength": 320},
+                    "only": {"type": "array", "items": {"type": "string"},
+                             "description": "Run only these kinds of check (as preflight check --only)"},
                     "vantages": {"type": "array", "items": {"type": "string"}, "maxItems": 32,
                                  "description": "Vantages to check from (a service with workers); default: every "
                                  "vantage with a live worker"},

@@ -89,6 +89,7 @@ class Service:
         client: str,
         limit_client: bool,
         vantages: Sequence[str] = (),
+        only: Sequence[str] = (),
     ) -> str:
         """Queue a valid submission within the rate limits (RateLimited otherwise); returns the check's id.
 
@@ -97,7 +98,7 @@ class Service:
         """
         chosen = self.choose_vantages(vantages)
         addresses = [address for _, pinned in submission.targets for address in pinned]
-        plans = build_plan(submission.inventory, self.profiles)
+        plans = build_plan(submission.inventory, self.profiles, only)
         sealed = self.sealer.seal(submission.text.encode())
         egress = "" if self.config.queue_url else self.egress_for(submission)
         # Submissions arrive on several threads: counting and recording one must not interleave with another's.
@@ -117,6 +118,7 @@ class Service:
                     vantages=chosen,
                     egress_address=egress,
                     inventory_sha256=submission.inventory.sha256,
+                    only=only,
                 )
             )
         _log.info("check %s queued: %d host(s), ticket %r, from %s", check_id, len(plans), ticket, client)

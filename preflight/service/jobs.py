@@ -62,6 +62,7 @@ def probe_inventory(
     inventory_text: str,
     pinned: Mapping[str, Sequence[str]],
     on_check_done: CheckDone | None = None,
+    only: Sequence[str] = (),
 ) -> RunReport:
     """Check the hosts of an opened inventory at their pinned addresses: `preflight check`'s plan and runner.
 
@@ -77,7 +78,7 @@ def probe_inventory(
                 except Refused as exc:
                     raise JobFailed(f"refused by the target policy: {exc}") from None
         options = RunOptions(tcp_method=settings.tcp_method, known_hosts=settings.known_hosts)
-        plans = build_plan(inventory, settings.profiles, (), options)
+        plans = build_plan(inventory, settings.profiles, only, options)
         report = run_plan(
             plans,
             timeout=settings.timeout,
@@ -114,7 +115,8 @@ def run_request(settings: JobSettings, row: CheckRow) -> None:
         def result_done(host: str, result: CheckResult) -> None:
             store.add_result(row.id, host, result.id, result.status.value, result.summary, result.remediation)
 
-        report = probe_inventory(settings.probing, text, pinned, result_done)
+        only = [kind for kind in row.only_kinds.split(",") if kind]
+        report = probe_inventory(settings.probing, text, pinned, result_done, only)
         text_report = json_report.render(report)
         signature = signing.sign(text_report.encode(), settings.signing_key)
         store.finish(row.id, "ready" if report.ready else "not ready", text_report, signature.decode())

@@ -137,7 +137,7 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
     _log.info("task %s: vantage %s probing %s", task_id, settings.vantage,
               ", ".join(address for addresses in pinned.values() for address in addresses))
     try:
-        report = probe_inventory(settings.probing, text, pinned, check_done)
+        report = probe_inventory(settings.probing, text, pinned, check_done, [str(k) for k in job.get("only", [])])
     except JobFailed as exc:
         return {"error": f"vantage {settings.vantage}: {exc}", "attempt": deliveries}
     document = json_report.to_document(report)
@@ -286,7 +286,8 @@ class QueueJobs:
             if name in names:
                 pinned.setdefault(name, []).append(address)
         batch_text = _yaml_text({**document, "hosts": hosts})
-        payload = {"sealed": seal_job(self.settings.queue_sealer, batch_text), "pinned": pinned}
+        payload = {"sealed": seal_job(self.settings.queue_sealer, batch_text), "pinned": pinned,
+                   "only": [kind for kind in row.only_kinds.split(",") if kind]}
         self.settings.app.send_task(TASK_NAME, args=[payload], task_id=job.task_id, queue=queue_name(job.vantage),
                                     retry=False)
 

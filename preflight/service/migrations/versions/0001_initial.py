@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("product", sa.String(64), nullable=False),
         sa.Column("hosts_text", sa.Text, nullable=False),
         sa.Column("vantages", sa.String(500), nullable=False),
+        sa.Column("only_kinds", sa.String(500), nullable=False),
         sa.Column("inventory_sha256", sa.String(64), nullable=True),
         sa.Column("egress_address", sa.String(64), nullable=False),
         sa.Column("sealed_inventory", sa.LargeBinary, nullable=True),
