@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,10 @@ def add_commands(commands: Any, positive_int: Any, positive_float: Any, methods:
     serve.add_argument("--insecure-cookies", action="store_true",
                        help="session cookies without Secure, for a service reached over plain HTTP (not advised)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-    serve.add_argument("--queue", default="", metavar="redis://HOST:6379/0",
+    serve.add_argument("--queue", default=os.environ.get("PREFLIGHT_QUEUE", ""), metavar="redis://HOST:6379/0",
                        help="hand checks to `preflight worker` processes through this Redis (Celery) instead of "
-                       "running them here; the queue key to copy to workers is STATE/queue.key")
+                       "running them here; the queue key to copy to workers is STATE/queue.key (default "
+                       "$PREFLIGHT_QUEUE, which keeps a Redis password out of ps)")
     serve.add_argument("--batch-size", type=_limit, default=200, metavar="N",
                        help="with --queue: hosts per task, so a large inventory runs on several workers (default "
                        "%(default)s)")
@@ -64,7 +66,8 @@ def add_commands(commands: Any, positive_int: Any, positive_float: Any, methods:
     worker = commands.add_parser(
         "worker", help="run the checks a preflight service queues, from this machine's network, as one vantage"
     )
-    worker.add_argument("--queue", required=True, metavar="redis://HOST:6379/0", help="the service's Redis")
+    worker.add_argument("--queue", default=os.environ.get("PREFLIGHT_QUEUE", ""), metavar="redis://HOST:6379/0",
+                        help="the service's Redis (default $PREFLIGHT_QUEUE, which keeps its password out of ps)")
     worker.add_argument("--vantage", required=True, metavar="NAME",
                         help="this worker's vantage, such as eu or us-east (lower-case letters, digits and -)")
     worker.add_argument("--egress-address", default="", metavar="ADDR",
@@ -287,7 +290,6 @@ def _supervise() -> int:
     Kombu's Redis transport can end a worker with "Unrecoverable error" when the broker vanishes while a task is
     unacknowledged; the task itself comes back through the visibility timeout, but only to a live worker.
     """
-    import os
     import signal
     import subprocess
     import time
@@ -322,12 +324,13 @@ def _supervise() -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     import logging
-    import os
     import socket
 
     from preflight.service.policy import parse_networks
 
     url = _queue_url(args.queue)
+    if not url:
+        raise CommandError("worker: give the service's Redis: --queue redis://HOST:6379/0 or PREFLIGHT_QUEUE")
     from preflight.service.queue import VANTAGE_NAME
 
     if not VANTAGE_NAME.match(args.vantage):

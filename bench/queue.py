@@ -1,0 +1,196 @@
+"""Checks through the queue at scale: N lab hosts x 5 ports through `preflight serve --queue` and 1, 2 or 4
+`preflight worker` processes, against one local `preflight check` of the same inventory.
+
+The lab is bench/scale.py's namespace (N addresses from 198.19.0.0/16, a known mix of open, closed and
+filtered ports). Redis runs on loopback with a folder of its own; the service and its workers run on this
+machine, checks narrowed to the reachability phase (`--only public-ip,vantage,tcp`, as the local run). The client
+is `preflight check INVENTORY --remote URL`. For each run: wall time of the client, peak RSS of the service, of
+each worker's consumer and of the client, and agreement of every port's state with the lab's truth.
+Traffic goes only to loopback and the bench's namespace. Run as root: see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import requests
+
+from bench.measure import timed
+from bench.scale import REACHABILITY_CHECKS, TARGET_NETWORK, Endpoint, Measured, agreement, run_preflight, scale_lab
+
+START_SECONDS = 60.0
+ONE_WORKER_GOAL = 1.3
+RSS_GOAL_MB = 250.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The process's high-water mark of resident memory (VmHWM), read while it still runs."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in found.read_text().split()] if found.exists() else []
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
+    give_up = time.monotonic() + START_SECONDS
+    while time.monotonic() < give_up:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited {process.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {START_SECONDS}s")
+
+
+@contextmanager
+def redis(folder: Path) -> Iterator[str]:
+    port, password = _free_port(), secrets.token_urlsafe(12)
+    folder.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", password, "--save", "",
+         "--appendonly", "no", "--dir", str(folder), "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        yield f"redis://:{password}@127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def queued_service(folder: Path, queue: str, hosts: int, batch: int, workers: int) -> Iterator[tuple[str, str, list]]:  # type: ignore[type-arg]
+    state = folder / "state"
+    token = subprocess.run([sys.executable, "-m", "preflight", "tokens", "add", "bench", "--state", str(state)],
+                           capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    started: list[subprocess.Popen[bytes]] = []
+    with (folder / "service.log").open("wb") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "preflight", "serve", "--listen", f"127.0.0.1:{port}", "--state", str(state),
+             "--queue", queue, "--allow-targets", str(TARGET_NETWORK), "--max-hosts", str(hosts),
+             "--limit-per-client", "1000000", "--limit-per-target", "1000000", "--max-body-token", "65536",
+             "--batch-size", str(batch), "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    started.append(serve)
+    try:
+        _wait_http(url + "/healthz", serve)
+        for number in range(workers):
+            with (folder / f"worker-{number}.log").open("wb") as log:
+                started.append(subprocess.Popen(
+                    [sys.executable, "-m", "preflight", "worker", "--queue", queue, "--vantage", "bench",
+                     "--state", str(state), "--allow-targets", str(TARGET_NETWORK), "--concurrency", "1",
+                     "--log-level", "warning"],
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                ))  # fmt: skip
+        give_up = time.monotonic() + START_SECONDS
+        while "bench" not in requests.get(url + "/api/v1/vantages", timeout=5).json()["vantages"]:
+            if time.monotonic() > give_up:
+                raise RuntimeError("no worker connected")
+            time.sleep(0.5)
+        yield url, token, started
+    finally:
+        for process in started:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+def run_remote(lab_addresses: list[str], folder: Path, url: str, token: str) -> tuple[Measured, dict[str, float]]:
+    inventory = folder / "inventory.yaml"
+    lines = ["defaults:", "  product: serverware", "  require_public_ip: false", "hosts:"]
+    lines += [f"  - {{name: h{index}, address: {ip}}}" for index, ip in enumerate(lab_addresses)]
+    inventory.write_text("\n".join(lines) + "\n")
+    report = folder / "remote.json"
+    command = [sys.executable, "-m", "preflight", "check", str(inventory), "--remote", url, "--only",
+               REACHABILITY_CHECKS, "--json", str(report), "--quiet"]  # fmt: skip
+    wall, client_rss, status = timed(command, folder / "remote.out", env={**os.environ, "PREFLIGHT_TOKEN": token})
+    if status not in (0, 1):
+        raise RuntimeError(f"--remote exited {status}: {(folder / 'remote.out').read_text()[-2000:]}")
+    states: dict[Endpoint, str] = {}
+    for host in json.loads(report.read_text())["hosts"]:
+        for check in host["checks"]:
+            if check["id"].startswith("tcp/"):
+                states[(host["address"], check["evidence"]["port"])] = check["evidence"]["state"]
+    return Measured("remote", wall, client_rss, states), {"client": client_rss}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=2020)
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not shutil.which("redis-server"):
+        print("bench/queue.py needs root (a network namespace) and redis-server", file=sys.stderr)
+        return 2
+    rows = []
+    for hosts in args.hosts:
+        with scale_lab(hosts, args.seed) as lab, tempfile.TemporaryDirectory(prefix="pfqueue-") as scratch:
+            local_folder = Path(scratch) / "local"
+            local_folder.mkdir()
+            local = run_preflight(lab, local_folder)
+            right, _ = agreement(local, lab.truth)
+            rows.append((hosts, "local preflight check", local.wall_seconds, 1.0, f"{local.peak_rss_mb:.0f}",
+                         f"{right}/{len(lab.truth)}"))
+            for workers in args.workers:
+                folder = Path(scratch) / f"w{workers}"
+                folder.mkdir()
+                with redis(folder / "redis") as queue, \
+                        queued_service(folder, queue, hosts, args.batch_size, workers) as (url, token, processes):
+                    measured, _ = run_remote(lab.addresses, folder, url, token)
+                    service_rss = _peak_rss_mb(processes[0].pid)
+                    worker_rss = [max((_peak_rss_mb(child) for child in _children(process.pid)), default=0.0)
+                                  for process in processes[1:]]
+                right, wrong = agreement(measured, lab.truth)
+                rss = f"service {service_rss:.0f}, workers {', '.join(f'{r:.0f}' for r in worker_rss)}, " \
+                      f"client {measured.peak_rss_mb:.0f}"
+                rows.append((hosts, f"--remote, {workers} worker(s)", measured.wall_seconds,
+                             measured.wall_seconds / local.wall_seconds, rss, f"{right}/{len(lab.truth)}"))
+                if wrong:
+                    print("\n".join(wrong[:10]), file=sys.stderr)
+    print("| hosts | run | wall s | vs local | peak RSS MB | states right |")
+    print("|---:|---|---:|---:|---|---:|")
+    for hosts, label, wall, ratio, rss, right in rows:
+        print(f"| {hosts} | {label} | {wall:.1f} | {ratio:.2f} | {rss} | {right} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
