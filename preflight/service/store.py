@@ -26,6 +26,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     or_,
     select,
     update,
@@ -64,6 +65,8 @@ class CheckRow(Base):
     hosts_text: Mapped[str] = mapped_column(Text, default="")
     # The vantages asked for, comma-separated; empty for a check run in the service's own process.
     vantages: Mapped[str] = mapped_column(String(500), default="")
+    # The kinds of check asked for, comma-separated (as check --only); empty for every check of the profile.
+    only_kinds: Mapped[str] = mapped_column(String(500), default="")
     inventory_sha256: Mapped[str | None] = mapped_column(String(64))
     egress_address: Mapped[str] = mapped_column(String(64), default="")
     # The inventory with its passwords, encrypted; erased when the check ends.
@@ -172,6 +175,7 @@ class NewCheck:
     vantages: Sequence[str]
     egress_address: str
     inventory_sha256: str | None = None
+    only: Sequence[str] = ()
 
 
 def utc_now() -> datetime:
@@ -226,7 +230,8 @@ class Store:
         self._claim_lock = threading.Lock()
         # SQLite has one writer at a time, and a writer that finds the database locked sleeps in its busy
         # handler (up to 100 ms a try): threads of this process take turns here instead, and never sleep there.
-        self._turn: AbstractContextManager[Any] = threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        sqlite = engine.dialect.name == "sqlite"
+        self._turn: AbstractContextManager[Any] = threading.RLock() if sqlite else nullcontext()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -255,6 +260,7 @@ class Store:
                     product=new.product,
                     hosts_text="\n".join(f"{name} {address}" for name, address in new.targets),
                     vantages=",".join(new.vantages),
+                    only_kinds=",".join(new.only),
                     inventory_sha256=new.inventory_sha256,
                     egress_address=new.egress_address,
                     sealed_inventory=new.sealed_inventory,
@@ -294,6 +300,79 @@ class Store:
             row.started_at = utc_now()
             row.attempts += 1
             return row
+
+    def claim_queued(self, max_hosts: int) -> list[CheckRow]:
+        """The oldest queued checks, up to `max_hosts` hosts in all (always one check at least), now marked running.
+
+        The UPDATE names only checks still queued, so two claimers never take the same check; on PostgreSQL the
+        candidates are locked with SKIP LOCKED, so a second claimer takes the next ones rather than waiting.
+        """
+        with self._claim_lock, self.session() as session:
+            candidates = session.execute(
+                select(CheckRow.id, CheckRow.hosts_text)
+                .where(CheckRow.state == QUEUED)
+                .order_by(CheckRow.created_at, CheckRow.id)
+                .limit(max(1, max_hosts))
+                .with_for_update(skip_locked=True)
+            ).all()
+            chosen: list[str] = []
+            hosts = 0
+            for check_id, hosts_text in candidates:
+                count = max(1, len(hosts_text.splitlines()))
+                if chosen and hosts + count > max_hosts:
+                    break
+                chosen.append(check_id)
+                hosts += count
+            if not chosen:
+                return []
+            claimed = list(session.scalars(
+                update(CheckRow)
+                .where(CheckRow.id.in_(chosen), CheckRow.state == QUEUED)
+                .values(state=RUNNING, started_at=utc_now(), attempts=CheckRow.attempts + 1)
+                .returning(CheckRow.id)
+                .execution_options(synchronize_session=False)
+            ))
+            rows = {row.id: row for row in session.scalars(select(CheckRow).where(CheckRow.id.in_(claimed)))}
+            return [rows[check_id] for check_id in chosen if check_id in rows]
+
+    def targets_of(self, check_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """The pinned (host, address) pairs of several checks, in one query."""
+        found: dict[str, list[tuple[str, str]]] = {check_id: [] for check_id in check_ids}
+        with self.session() as session:
+            rows = session.execute(
+                select(CheckTargetRow.check_id, CheckTargetRow.host, CheckTargetRow.address)
+                .where(CheckTargetRow.check_id.in_(check_ids))
+                .order_by(CheckTargetRow.id)
+            )
+            for check_id, host, address in rows:
+                found[check_id].append((host, address))
+        return found
+
+    def add_results(self, results: Sequence[tuple[str, str, str, str, str, str]]) -> None:
+        """Finished checks of hosts, (check id, host, result id, status, summary, remediation) each, in one commit."""
+        if not results:
+            return
+        counts: dict[str, int] = {}
+        for check_id, *_ in results:
+            counts[check_id] = counts.get(check_id, 0) + 1
+        with self.session() as session:
+            session.execute(insert(CheckResultRow), [
+                {"check_id": check_id, "host": host, "result_id": result_id, "status": status, "summary": summary,
+                 "remediation": remediation}
+                for check_id, host, result_id, status, summary, remediation in results
+            ])
+            for check_id, count in counts.items():
+                session.execute(update(CheckRow).where(CheckRow.id == check_id).values(done=CheckRow.done + count))
+
+    def record_probes(self, probes: Sequence[tuple[str, str]]) -> None:
+        """Addresses about to be probed, (check id, address) each, in one commit."""
+        if not probes:
+            return
+        now = utc_now()
+        with self.session() as session:
+            session.execute(insert(ProbeRow), [
+                {"check_id": check_id, "address": address, "started_at": now} for check_id, address in probes
+            ])
 
     def add_result(self, check_id: str, host: str, result_id: str, status: str, summary: str, remediation: str) -> None:
         with self.session() as session:
