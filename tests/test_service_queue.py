@@ -19,7 +19,7 @@ import pytest
 from tests.lab import LabTarget, lab_target, new_secret, require_lab
 from tests.lab_firewall import apply_ruleset
 from tests.queue_lab import redis_server, wait_for_vantages, workers
-from tests.service_process import host, running_service
+from tests.service_process import ServiceProcess, host, running_service
 
 # The two vantages' own addresses, on the lab's Docker bridge (Docker hands out addresses from .2 upwards).
 EU_ADDRESS, US_ADDRESS = "172.17.250.1", "172.17.250.2"
@@ -104,6 +104,7 @@ def test_two_vantages_see_one_firewall_differently_and_redis_keeps_no_password(
                 answer = service.post_check({"ticket": "T-vantages", "inventory": inventory})
                 assert answer.status_code == 202, answer.text
                 state = service.wait_done(answer.json()["id"], seconds=180)
+                remote = check_remotely(tmp_path, service, target)
                 worker_logs = [worker.log() for worker in started]
             report = state["report"]
             assert state["state"] == "done", state
@@ -130,15 +131,43 @@ def test_two_vantages_see_one_firewall_differently_and_redis_keeps_no_password(
                                        "service.pub"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
             assert verified.returncode == 0, verified.stderr
             service_log = service.log()
+            # The CLI as the service's client: the same verdict, exit 1 (not ready from every vantage), and the
+            # service's signed bytes written as they came.
+            assert remote.returncode == 1, remote.stderr
+            assert "ready from eu; NOT ready from us: tcp/2020 filtered" in remote.stdout
+            client_report = json.loads((tmp_path / "remote.json").read_text())
+            assert client_report["schema_version"] == "2"
+            assert client_report["hosts"][0]["verdict"] == report["hosts"][0]["verdict"]
+            assert "eu/tcp/2020" in (tmp_path / "remote.xml").read_text()
+            checked = subprocess.run([sys.executable, "-m", "preflight", "verify", "remote.json", "--key",
+                                      "service.pub"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+            assert checked.returncode == 0, checked.stderr
         redis.cli("save")
         on_disk = {path.name: path.read_bytes() for path in redis.files()}
     assert any(state["id"].encode() in data for data in on_disk.values()), "the grep must see Redis's data"
     assert any(name.endswith(".aof") for name in on_disk) and "dump.rdb" in on_disk
     for secret in (target.root_password, target.gui_password, redis.password):
         for name, data in on_disk.items():
-            assert secret.encode() not in data or (secret == redis.password and name.endswith(".aof") is False), name
-        for text in (service_log, *worker_logs, json.dumps(state)):
+            assert secret.encode() not in data, name
+        client_outputs = [remote.stdout, remote.stderr, *(path.read_text() for path in tmp_path.glob("remote.*"))]
+        for text in (service_log, *worker_logs, json.dumps(state), *client_outputs):
             assert secret not in text
+
+
+def check_remotely(folder: Path, service: ServiceProcess, target: LabTarget) -> subprocess.CompletedProcess[str]:
+    inventory = folder / "inventory.yaml"
+    inventory.write_text(
+        "hosts:\n  - name: pbx\n    product: pbxware\n    address: " + target.ip + "\n"
+        "    gui:\n      username: admin\n      password: ${GUI_PW}\n"
+        "    ssh:\n      root_password: ${ROOT_PW}\n"
+    )
+    env = {**os.environ, "GUI_PW": target.gui_password, "ROOT_PW": target.root_password,
+           "PREFLIGHT_TOKEN": service.token}
+    return subprocess.run(
+        [sys.executable, "-m", "preflight", "check", str(inventory), "--remote", service.url, "--ticket", "T-cli",
+         "--json", "remote.json", "--html", "remote.html", "--junit", "remote.xml"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
 
 
 @pytest.fixture
