@@ -44,7 +44,12 @@ class Service:
         schema.upgrade(store.engine)
         master = load_or_create_master_key(config.service_key_path)
         signing_key = signing.load_or_create_signing_key(config.signing_key_path)
-        profiles = dict(load_profiles(known_checks=frozenset(registry())))
+        probes = registry()
+        # Every probe module (scapy's among them) is imported now: the first submission's plan would import them
+        # under the registry's lock, and every submission behind it would wait (about 200 ms on two cores).
+        for kind in probes:
+            probes[kind]
+        profiles = dict(load_profiles(known_checks=frozenset(probes)))
         policy = TargetPolicy(allowed=config.allow_targets, own=own_addresses())
         sealer = Sealer(master)
         probing = ProbeSettings(

@@ -75,7 +75,7 @@ def from_document(
                     f"{address} is another way of writing the IPv4 address {spelled}; write it as {spelled}",
                     f"hosts[{index}].address",
                 )
-    text = yaml.safe_dump(_literal(_port_keys(document)), sort_keys=False, allow_unicode=True)
+    text = _dump(_literal(_port_keys(document)))
     try:
         inventory = load_sealed_text(text, profiles)
     except ConfigError as exc:
@@ -93,7 +93,7 @@ def from_document(
     if inside and isinstance(hosts, list):
         for index in inside:
             hosts[index] = {**hosts[index], "require_public_ip": False}
-        text = yaml.safe_dump(_literal(_port_keys({**document, "hosts": hosts})), sort_keys=False, allow_unicode=True)
+        text = _dump(_literal(_port_keys({**document, "hosts": hosts})))
         inventory = load_sealed_text(text, profiles)
     return Submission(inventory, text, tuple(targets))
 
@@ -187,6 +187,12 @@ def _refuse_file_keys(value: Any, loc: tuple[str | int, ...]) -> None:
     elif isinstance(value, list):
         for index, child in enumerate(value):
             _refuse_file_keys(child, (*loc, index))
+
+
+def _dump(document: Any) -> str:
+    """The inventory text to validate and seal; libyaml's emitter (the same text, a tenth of the time) when present."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(document, Dumper=dumper, sort_keys=False, allow_unicode=True)
 
 
 def _port_keys(value: Any, key: object = None) -> Any:

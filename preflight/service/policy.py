@@ -135,15 +135,16 @@ class RateLimited(Exception):
 
 def check_rates(store: Store, limits: Limits, client: str | None, addresses: Iterable[str]) -> None:
     """Raise RateLimited when the client, or any target, already had its checks this hour."""
-    if client is not None:
-        count, oldest = store.oldest_in_window(client_address=client, window=limits.window)
-        if count >= limits.per_client:
-            raise RateLimited(
-                f"this address has asked for {count} checks in the last hour (limit {limits.per_client})",
-                _retry_after(oldest, limits.window),
-            )
-    for address in dict.fromkeys(addresses):
-        count, oldest = store.oldest_in_window(address=address, window=limits.window)
+    targets = list(dict.fromkeys(addresses))
+    # One query for the client and every target: this runs for each submission, under the submission lock.
+    (count, oldest), by_address = store.counts_in_window(client, targets, limits.window)
+    if client is not None and count >= limits.per_client:
+        raise RateLimited(
+            f"this address has asked for {count} checks in the last hour (limit {limits.per_client})",
+            _retry_after(oldest, limits.window),
+        )
+    for address in targets:
+        count, oldest = by_address[address]
         if count >= limits.per_target:
             raise RateLimited(
                 f"{address} was checked {count} times in the last hour (limit {limits.per_target})",

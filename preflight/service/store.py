@@ -27,8 +27,10 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -546,6 +548,32 @@ class Store:
                 )
             count, oldest = session.execute(statement).one()
             return int(count), _aware(oldest)
+
+    def counts_in_window(
+        self, client_address: str | None, addresses: Sequence[str], window: timedelta = timedelta(hours=1)
+    ) -> tuple[tuple[int, datetime | None], dict[str, tuple[int, datetime | None]]]:
+        """As `oldest_in_window` for a client and for each of several addresses, in one query."""
+        since = utc_now() - window
+        parts = []
+        if client_address is not None:
+            parts.append(select(literal(""), func.count(), func.min(CheckRow.created_at))
+                         .where(CheckRow.client_address == client_address, CheckRow.created_at > since))  # fmt: skip
+        if addresses:
+            parts.append(select(CheckTargetRow.address, func.count(), func.min(CheckTargetRow.created_at))
+                         .where(CheckTargetRow.address.in_(addresses), CheckTargetRow.created_at > since)
+                         .group_by(CheckTargetRow.address))  # fmt: skip
+        client: tuple[int, datetime | None] = (0, None)
+        targets: dict[str, tuple[int, datetime | None]] = {address: (0, None) for address in addresses}
+        if not parts:
+            return client, targets
+        with self.session() as session:
+            rows = session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all()
+        for address, count, oldest in rows:
+            if address == "" and client_address is not None:
+                client = (int(count), _aware(oldest))
+            elif address:
+                targets[address] = (int(count), _aware(oldest))
+        return client, targets
 
     # Accounts -------------------------------------------------------------------------------------------------
     def add_user(self, name: str, password_hash: str) -> bool:
