@@ -16,14 +16,17 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from preflight.service import schema
+from tests.browser import QUIET_FLAGS, chromium_path
 from tests.lab import LabTarget, new_secret
 from tests.service_process import ServiceProcess, host, running_service
+from tests.test_service_browser import Served, check_id_of, fill_intake, keep, submit_intake, visit
 
 PSQL_SECONDS = 60
 
@@ -139,6 +142,38 @@ def test_check_through_postgres_is_done_with_every_lab_service_passing(postgres_
     for check_id in ("tcp/2020", "service/2020", "ssh-root/2020", "tcp/443", "gui-login/443"):
         assert statuses[check_id] == "pass", (check_id, statuses)
     assert postgres_run.service.probed() == [postgres_run.target.ip]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=QUIET_FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_the_intake_form_in_chromium_runs_a_check_stored_in_postgres(postgres_run: PostgresRun, browser: Any) -> None:
+    """As the SQLite browser tests do: a customer fills the form, waits for the verdict, and reads the page."""
+    served = Served(postgres_run.service, postgres_run.target)
+    with visit(browser, served) as seen:
+        seen.page.goto(postgres_run.service.url + "/")
+        fill_intake(seen, postgres_run.target, ticket="T-postgres-form")
+        assert submit_intake(seen).status == 303
+        check_id = check_id_of(seen.page.url)
+        postgres_run.service.wait_done(check_id)
+        seen.page.wait_for_selector("h1.verdict.ready", timeout=60_000)
+        html = keep(served, seen)
+    assert "READY" in html and "T-postgres-form" in html
+    assert not seen.page_errors and not seen.dialogs
+    # The id is the service's own (URL-safe base64 characters), read back from the page's address.
+    stored = psql(f"SELECT verdict FROM checks WHERE id = '{check_id}';", postgres_run.database.name)  # noqa: S608
+    assert "ready" in stored
+    for secret in (postgres_run.target.root_password, postgres_run.target.gui_password):
+        assert all(secret not in page for page in served.pages)
 
 
 def test_signed_report_verifies_with_the_published_key(postgres_run: PostgresRun, tmp_path: Path) -> None:
