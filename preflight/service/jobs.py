@@ -305,6 +305,7 @@ class InProcessJobs:
         self._batch_hosts = batch_hosts
         self._last_submitted = 0.0
         self._wake = threading.Event()
+        self._claiming = threading.Lock()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -333,12 +334,14 @@ class InProcessJobs:
 
     def _work(self) -> None:
         while not self._stopping.is_set():
-            self._let_burst_in()
-            try:
-                rows = self.settings.store.claim_queued(self._batch_hosts)
-            except Exception:  # noqa: BLE001 - the database is away for a moment: look again shortly
-                _log.exception("claiming queued checks failed")
-                rows = []
+            # One worker at a time waits out a burst and claims; the others sleep on the lock, not on the interpreter.
+            with self._claiming:
+                self._let_burst_in()
+                try:
+                    rows = self.settings.store.claim_queued(self._batch_hosts)
+                except Exception:  # noqa: BLE001 - the database is away for a moment: look again shortly
+                    _log.exception("claiming queued checks failed")
+                    rows = []
             if not rows:
                 self._wake.wait(1.0)
                 self._wake.clear()
