@@ -411,3 +411,9 @@ def test_only_narrows_a_check_to_some_kinds_as_the_cli_does(service: ServiceProc
                                                                                 "tcp/2020"]
     refused = service.post_check({"ticket": "T", "inventory": {"hosts": [host(TARGET)]}, "only": ["nmap"]})
     assert refused.status_code == 422 and refused.json()["error"].startswith("only: must be a list of check kinds")
+
+
+def test_an_unknown_key_with_a_newline_is_named_on_one_line(service: ServiceProcess) -> None:
+    answer = service.post_check(b'{"\\n": 1}', headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json()["error"] == '"\\n": unknown key; expected one of: ticket, contact, inventory, vantages, only'

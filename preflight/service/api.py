@@ -41,7 +41,9 @@ async def create_check(request: Request) -> Response:
         return error(400, "the body must be a JSON object with 'ticket' and 'inventory'")
     unknown = sorted(set(body) - set(BODY_KEYS))
     if unknown:
-        return error(422, f"{unknown[0]}: unknown key; expected one of: {', '.join(BODY_KEYS)}")
+        # A key is the client's text: quoted unless it is a plain name, so no newline or control character shows.
+        shown = unknown[0] if unknown[0].isidentifier() else json.dumps(unknown[0])
+        return error(422, f"{shown}: unknown key; expected one of: {', '.join(BODY_KEYS)}")
     ticket, contact = body.get("ticket", ""), body.get("contact", "")
     if not isinstance(ticket, str) or not ticket.strip() or len(ticket) > MAX_TEXT:
         return error(422, f"ticket: must be the ticket reference, a string of 1 to {MAX_TEXT} characters")
@@ -87,7 +89,8 @@ async def create_check(request: Request) -> Response:
 
 
 async def get_check(request: Request) -> Response:
-    view = service_of(request).view(request.path_params["check_id"])
+    # Database reads block: off the event loop, so polling clients never hold up submissions.
+    view = await run_in_threadpool(service_of(request).view, request.path_params["check_id"])
     if view is None:
         return error(404, "no such check")
     row = view["row"]
