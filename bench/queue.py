@@ -99,7 +99,7 @@ def queued_service(folder: Path, queue: str, hosts: int, batch: int, workers: in
             [sys.executable, "-m", "preflight", "serve", "--listen", f"127.0.0.1:{port}", "--state", str(state),
              "--queue", queue, "--allow-targets", str(TARGET_NETWORK), "--max-hosts", str(hosts),
              "--limit-per-client", "1000000", "--limit-per-target", "1000000", "--max-body-token", "65536",
-             "--batch-size", str(batch), "--log-level", "warning"],
+             "--batch-size", str(batch), "--log-level", os.environ.get("BENCH_LOG_LEVEL", "warning")],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     started.append(serve)
@@ -110,7 +110,7 @@ def queued_service(folder: Path, queue: str, hosts: int, batch: int, workers: in
                 started.append(subprocess.Popen(
                     [sys.executable, "-m", "preflight", "worker", "--queue", queue, "--vantage", "bench",
                      "--state", str(state), "--allow-targets", str(TARGET_NETWORK), "--concurrency", "1",
-                     "--log-level", "warning"],
+                     "--log-level", os.environ.get("BENCH_LOG_LEVEL", "warning")],
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 ))  # fmt: skip
         give_up = time.monotonic() + START_SECONDS
@@ -162,7 +162,8 @@ def main() -> int:
         return 2
     rows = []
     for hosts in args.hosts:
-        with scale_lab(hosts, args.seed) as lab, tempfile.TemporaryDirectory(prefix="pfqueue-") as scratch:
+        keep = os.environ.get("BENCH_KEEP")  # a folder to keep the logs in, to read a run's timeline
+        with scale_lab(hosts, args.seed) as lab, tempfile.TemporaryDirectory(prefix="pfqueue-", dir=keep) as scratch:
             local_folder = Path(scratch) / "local"
             local_folder.mkdir()
             local = run_preflight(lab, local_folder)

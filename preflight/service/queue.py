@@ -31,7 +31,8 @@ TASK_NAME = "preflight.check_batch"
 VANTAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 DEFAULT_VISIBILITY_TIMEOUT = 300
 MAX_DELIVERIES = 3
-PROGRESS_EVERY_SECONDS = 0.5
+# Progress is a snapshot of every result so far: often enough for a page, rare enough to cost little.
+PROGRESS_EVERY_SECONDS = 2.0
 RESULTS_KEPT_SECONDS = 7 * 24 * 3600
 
 
@@ -217,6 +218,7 @@ class QueueJobs:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._broker_down_logged = False
+        self._progress_seen: dict[str, tuple[int, int]] = {}
 
     def start(self) -> None:
         stranded = self.settings.store.running_without_jobs()
@@ -259,30 +261,34 @@ class QueueJobs:
             return
         hosts = _hosts_of(self.settings.db_sealer.open(row.sealed_inventory).decode())
         count = len(batches(hosts, self.settings.batch_size))
-        for _, address in store.targets(row.id):
-            store.record_probe(row.id, address)
+        store.record_probes([(row.id, address) for _, address in store.targets(row.id)])
         store.add_jobs(row.id, [(vantage, batch, f"{row.id}.{vantage}.{batch}")
                                 for vantage in vantages for batch in range(count)])
         _log.info("check %s: %d batch(es) to %s", row.id, count, ", ".join(vantages))
 
     def _send_pending(self) -> None:
         store = self.settings.store
+        opened: dict[str, tuple[Any, dict[str, Any], list[tuple[str, str]]]] = {}
         for job in store.jobs(states=("pending",)):
-            self._send(job)
+            self._send(job, opened)
             store.job_sent(job.task_id)
         self._broker_down_logged = False
 
-    def _send(self, job: Any) -> None:
-        row = self.settings.store.get(job.check_id)
-        if row is None or row.sealed_inventory is None:
-            self.settings.store.job_ended(job.task_id, error="the check's credentials were erased before it ran")
-            return
-        text = self.settings.db_sealer.open(row.sealed_inventory).decode()
-        document = _document_of(text)
+    def _send(self, job: Any, opened: dict[str, Any] | None = None) -> None:
+        """Seal one batch for its vantage's queue; `opened` keeps each check's parsed inventory for its others."""
+        opened = {} if opened is None else opened
+        if job.check_id not in opened:
+            row = self.settings.store.get(job.check_id)
+            if row is None or row.sealed_inventory is None:
+                self.settings.store.job_ended(job.task_id, error="the check's credentials were erased before it ran")
+                return
+            text = self.settings.db_sealer.open(row.sealed_inventory).decode()
+            opened[job.check_id] = (row, _document_of(text), self.settings.store.targets(job.check_id))
+        row, document, targets = opened[job.check_id]
         hosts = batches(document.get("hosts") or [], self.settings.batch_size)[job.batch]
         names = {host.get("name") for host in hosts}
         pinned: dict[str, list[str]] = {}
-        for name, address in self.settings.store.targets(job.check_id):
+        for name, address in targets:
             if name in names:
                 pinned.setdefault(name, []).append(address)
         batch_text = _yaml_text({**document, "hosts": hosts})
@@ -308,7 +314,10 @@ class QueueJobs:
             result = self.settings.app.AsyncResult(job.task_id)
             state = result.state
             if state == "PROGRESS" and isinstance(result.info, dict):
-                store.job_results(job, int(result.info.get("attempt", 1)), result.info.get("results", []))
+                seen = (int(result.info.get("attempt", 1)), len(result.info.get("results", [])))
+                if self._progress_seen.get(job.task_id) != seen:
+                    self._progress_seen[job.task_id] = seen
+                    store.job_results(job, seen[0], result.info.get("results", []))
             elif state == "SUCCESS":
                 value: dict[str, Any] = (
                     result.result if isinstance(result.result, dict) else {"error": "an answer of no known shape"}
@@ -398,7 +407,7 @@ class QueueJobs:
 def _document_of(text: str) -> dict[str, Any]:
     import yaml
 
-    document = yaml.safe_load(text)
+    document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
     return document if isinstance(document, dict) else {}
 
 
@@ -410,7 +419,8 @@ def _hosts_of(text: str) -> list[Any]:
 def _yaml_text(document: Mapping[str, Any]) -> str:
     import yaml
 
-    return str(yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True))
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return str(yaml.dump(dict(document), Dumper=dumper, sort_keys=False, allow_unicode=True))
 
 
 def _json_text(document: Mapping[str, Any]) -> str:

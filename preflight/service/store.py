@@ -493,12 +493,14 @@ class Store:
             seen = session.scalar(
                 select(func.count()).select_from(CheckResultRow).where(CheckResultRow.job == row.task_id)
             ) or 0
-            for host, result_id, status, summary, remediation in results[seen:]:
-                session.add(CheckResultRow(
-                    check_id=row.check_id, host=host, result_id=result_id, status=status, summary=summary,
-                    remediation=remediation, vantage=row.vantage, job=row.task_id, attempt=attempt,
-                ))
-            session.flush()
+            fresh = [
+                {"check_id": row.check_id, "host": host, "result_id": result_id, "status": status,
+                 "summary": summary, "remediation": remediation, "vantage": row.vantage, "job": row.task_id,
+                 "attempt": attempt}
+                for host, result_id, status, summary, remediation in results[seen:]
+            ]
+            if fresh:
+                session.execute(insert(CheckResultRow), fresh)
             done = session.scalar(
                 select(func.count()).select_from(CheckResultRow).where(CheckResultRow.check_id == row.check_id)
             )
