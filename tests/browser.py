@@ -71,3 +71,16 @@ def visit(html_file: Path) -> Iterator[PageVisit]:
             yield seen
         finally:
             browser.close()
+
+
+@contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, quiet (no calls home), closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=QUIET_FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -152,3 +153,35 @@ def host(address: str, *, name: str = "pbx", product: str = "pbxware", gui_passw
     if root_password:
         entry["ssh"] = {"root_password": root_password}
     return entry
+
+
+@contextlib.contextmanager
+def silent_listener(address: str, port: int) -> Iterator[None]:
+    """A TCP port that accepts and never says a word: a check of it runs to its deadline (a silent sshd)."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((address, port))
+    server.listen(64)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+        for connection in held:
+            connection.close()

@@ -7,10 +7,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 import requests
 
 from tests.lab import new_secret
-from tests.service_process import ServiceProcess, host, running_service
+from tests.service_process import ServiceProcess, host, running_service, silent_listener
 
 # 127.0.0.2 and 127.0.0.3 are this machine's loopback: nothing but what a test starts there answers.
 TARGET, SLOW_TARGET = "127.0.0.2", "127.0.0.3"
@@ -240,34 +238,9 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path: Path) -> None:
 
 @pytest.fixture
 def silent_sshd() -> Iterator[None]:
-    """A listener on 127.0.0.3:2020 that accepts and never says a word: a check of it runs to its deadline."""
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((SLOW_TARGET, 2020))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
+    """A silent sshd on 2020: a check of it runs to its deadline, long enough to stop what runs it."""
+    with silent_listener(SLOW_TARGET, 2020):
         yield
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close()
-        for connection in held:
-            connection.close()
 
 
 def test_a_check_running_when_the_service_dies_is_run_again_after_restart(

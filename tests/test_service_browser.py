@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from preflight.resolution import source_address
-from tests.browser import ARTIFACTS, QUIET_FLAGS, chromium_path
+from tests.browser import ARTIFACTS, launched_chromium
 from tests.lab import LabTarget, new_secret
 from tests.service_process import ENGINEER_PASSWORD, ServiceProcess, running_service
 
@@ -70,14 +70,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, pbx_target: LabTarget) -> I
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=QUIET_FLAGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from preflight.service import schema
-from tests.browser import QUIET_FLAGS, chromium_path
+from tests.browser import launched_chromium
 from tests.lab import LabTarget, new_secret
 from tests.service_process import ServiceProcess, host, running_service
 from tests.test_service_browser import Served, check_id_of, fill_intake, keep, submit_intake, visit
@@ -146,14 +146,8 @@ def test_check_through_postgres_is_done_with_every_lab_service_passing(postgres_
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=QUIET_FLAGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 def test_the_intake_form_in_chromium_runs_a_check_stored_in_postgres(postgres_run: PostgresRun, browser: Any) -> None:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 from tests.lab import LabTarget, lab_target, new_secret, require_lab
 from tests.lab_firewall import apply_ruleset
 from tests.queue_lab import redis_server, wait_for_vantages, workers
-from tests.service_process import ServiceProcess, host, running_service
+from tests.service_process import ServiceProcess, host, running_service, silent_listener
 
 # The two vantages' own addresses, on the lab's Docker bridge (Docker hands out addresses from .2 upwards).
 EU_ADDRESS, US_ADDRESS = "172.17.250.1", "172.17.250.2"
@@ -172,34 +170,9 @@ def check_remotely(folder: Path, service: ServiceProcess, target: LabTarget) -> 
 
 @pytest.fixture
 def silent_sshd() -> Iterator[None]:
-    """127.0.0.3:2020 accepts and never speaks: a check of it runs to its deadline, long enough to kill a worker."""
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((SILENT_TARGET, 2020))
-    server.listen(64)
-    server.settimeout(0.2)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
+    """A silent sshd on 2020: a check of it runs to its deadline, long enough to stop what runs it."""
+    with silent_listener(SILENT_TARGET, 2020):
         yield
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close()
-        for connection in held:
-            connection.close()
 
 
 def loopback_queue(tmp_path: Path, redis_url: str) -> list[str]:
