@@ -80,7 +80,7 @@ def test_a_check_runs_the_cli_checks_and_its_report_verifies_with_ssh_keygen(ser
 
 
 def test_the_keys_are_created_private(service: ServiceProcess) -> None:
-    for name in ("signing_key", "service.key"):
+    for name in ("signing_key", "service.key", "service.db"):
         assert (service.state / name).stat().st_mode & 0o777 == 0o600, name
     pub = (service.state / "signing_key.pub").read_text().split()[:2]
     assert service.get("/api/v1/signing-key").text.split()[:2] == pub

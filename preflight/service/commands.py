@@ -208,6 +208,8 @@ def _serve(args: argparse.Namespace) -> int:
             ipaddress.ip_address(args.egress_address)
         except ValueError:
             raise CommandError(f"--egress-address {args.egress_address}: must be an IP address") from None
+    # Everything the service writes (database, reports, keys) holds credentials or proofs: private to its user.
+    os.umask(0o077)
     config = _config(
         args,
         host=host,
@@ -366,6 +368,7 @@ def _worker(args: argparse.Namespace) -> int:
         profiles = dict(load_profiles(known_checks=frozenset(registry())))
     except (SealingError, ConfigError, OSError) as exc:
         raise CommandError(str(exc)) from None
+    os.umask(0o077)
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     serve_as_worker(WorkerSettings(
         probing=ProbeSettings(
