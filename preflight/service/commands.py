@@ -119,6 +119,8 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one of the service's commands; CommandError for what the user must fix."""
+    # Everything these write (database, reports, keys) holds credentials or proofs: private to the user.
+    os.umask(0o077)
     if args.command == "serve":
         return _serve(args)
     if args.command == "worker":
@@ -208,8 +210,6 @@ def _serve(args: argparse.Namespace) -> int:
             ipaddress.ip_address(args.egress_address)
         except ValueError:
             raise CommandError(f"--egress-address {args.egress_address}: must be an IP address") from None
-    # Everything the service writes (database, reports, keys) holds credentials or proofs: private to its user.
-    os.umask(0o077)
     config = _config(
         args,
         host=host,
@@ -368,7 +368,6 @@ def _worker(args: argparse.Namespace) -> int:
         profiles = dict(load_profiles(known_checks=frozenset(registry())))
     except (SealingError, ConfigError, OSError) as exc:
         raise CommandError(str(exc)) from None
-    os.umask(0o077)
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     serve_as_worker(WorkerSettings(
         probing=ProbeSettings(
