@@ -17,6 +17,7 @@ from preflight.inventory import Host, Inventory
 from preflight.model import CheckResult, HostReport, RunReport, Status
 
 POLL_SECONDS = 1.0
+NO_RESULTS = 999_999_999
 REQUEST_SECONDS = 30.0
 
 
@@ -89,7 +90,8 @@ def check_remote(
     give_up = time.monotonic() + deadline_seconds
     while True:
         try:
-            state = session.get(status_url, timeout=REQUEST_SECONDS).json()
+            # Only the counts while waiting: the results come with the report.
+            state = session.get(status_url, params={"since": NO_RESULTS}, timeout=REQUEST_SECONDS).json()
         except (requests.RequestException, ValueError) as exc:
             raise RemoteError(f"--remote {url}: lost the service while waiting ({type(exc).__name__})") from None
         if on_progress is not None:

@@ -390,3 +390,12 @@ def test_an_unknown_key_with_a_newline_is_named_on_one_line(service: ServiceProc
     answer = service.post_check(b'{"\\n": 1}', headers={"Content-Type": "application/json"})
     assert answer.status_code == 422
     assert answer.json()["error"] == '"\\n": unknown key; expected one of: ticket, contact, inventory, vantages, only'
+
+
+def test_a_poller_gets_only_the_results_it_has_not_seen(service: ServiceProcess) -> None:
+    state = submit_and_wait(service, {"ticket": "T-since", "inventory": {"hosts": [host(TARGET)]}})
+    every = service.get(f"/api/v1/checks/{state['id']}").json()["results"]
+    later = service.get(f"/api/v1/checks/{state['id']}?since=3").json()
+    assert later["results_since"] == 3 and later["results"] == every[3:]
+    assert service.get(f"/api/v1/checks/{state['id']}?since=999999").json()["results"] == []
+    assert service.get(f"/api/v1/checks/{state['id']}?since=-1").status_code == 400

@@ -89,8 +89,11 @@ async def create_check(request: Request) -> Response:
 
 
 async def get_check(request: Request) -> Response:
+    since_text = request.query_params.get("since", "0")
+    if not since_text.isdigit() or len(since_text) > 9:
+        return error(400, "since: must be a whole number, the count of results already seen")
     # Database reads block: off the event loop, so polling clients never hold up submissions.
-    view = await run_in_threadpool(service_of(request).view, request.path_params["check_id"])
+    view = await run_in_threadpool(service_of(request).view, request.path_params["check_id"], int(since_text))
     if view is None:
         return error(404, "no such check")
     row = view["row"]
@@ -99,6 +102,8 @@ async def get_check(request: Request) -> Response:
         "state": row.state,
         "ticket": row.ticket,
         "progress": {"done": row.done, "total": row.total},
+        # Results from the `since`-th on (at most 1000 an answer): a poller asks only for what it has not seen.
+        "results_since": int(since_text),
         "checked_from": view["egress"],
         "results": [
             {"host": result.host, "vantage": result.vantage, "id": result.result_id, "status": result.status,

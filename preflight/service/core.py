@@ -22,6 +22,7 @@ from preflight.service.sealing import Sealer, derive, load_or_create_master_key
 from preflight.service.store import NewCheck, Store, make_engine
 
 _log = logging.getLogger(__name__)
+RESULTS_PER_VIEW = 1000
 _submit_lock = threading.Lock()
 
 
@@ -149,8 +150,9 @@ class Service:
                               "vantages")
         return tuple(dict.fromkeys(asked)) or live
 
-    def view(self, check_id: str) -> dict[str, Any] | None:
-        """A check as the pages and the API show it; None for an id that names nothing."""
+    def view(self, check_id: str, since: int = 0, limit: int = RESULTS_PER_VIEW) -> dict[str, Any] | None:
+        """A check as the pages and the API show it, with at most `limit` of its results from the `since`-th on
+        (a check of thousands of hosts has tens of thousands); None for an id that names nothing."""
         import json
 
         row = self.store.get(check_id)
@@ -159,7 +161,7 @@ class Service:
         report = json.loads(row.report_json) if row.report_json else None
         return {
             "row": row,
-            "results": self.store.results(check_id),
+            "results": self.store.results(check_id, since, limit),
             "report": report,
             "egress": row.egress_address or checked_from(report, row.vantages),
         }

@@ -282,13 +282,15 @@ class Store:
             rows = session.scalars(select(CheckTargetRow).where(CheckTargetRow.check_id == check_id))
             return [(row.host, row.address) for row in rows]
 
-    def results(self, check_id: str) -> list[CheckResultRow]:
+    def results(self, check_id: str, since: int = 0, limit: int | None = None) -> list[CheckResultRow]:
+        """A check's finished results in the order they came, from the `since`-th on, at most `limit` of them."""
+        statement = (
+            select(CheckResultRow).where(CheckResultRow.check_id == check_id).order_by(CheckResultRow.id).offset(since)
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
         with self.session() as session:
-            return list(
-                session.scalars(
-                    select(CheckResultRow).where(CheckResultRow.check_id == check_id).order_by(CheckResultRow.id)
-                )
-            )
+            return list(session.scalars(statement))
 
     def claim_next(self) -> CheckRow | None:
         """The oldest queued check, now marked running (one claimer at a time in this process)."""

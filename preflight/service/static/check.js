@@ -15,8 +15,8 @@
     var progress = document.getElementById("progress");
     if (progress) { progress.textContent = check.progress.done + " of " + check.progress.total; }
     var body = document.getElementById("results");
-    if (body && check.results.length > body.rows.length) {
-      for (var i = body.rows.length; i < check.results.length; i++) {
+    if (body && check.results_since === body.rows.length) {
+      for (var i = 0; i < check.results.length; i++) {
         var result = check.results[i];
         var row = document.createElement("tr");
         var code = document.createElement("code");
@@ -36,7 +36,9 @@
   function poll() {
     rounds += 1;
     if (rounds > 2400) { return; }  // an hour: a page left open stops asking
-    fetch("/api/v1/checks/" + encodeURIComponent(id), { headers: { "Accept": "application/json" } })
+    var body = document.getElementById("results");
+    var seen = body ? body.rows.length : 0;
+    fetch("/api/v1/checks/" + encodeURIComponent(id) + "?since=" + seen, { headers: { "Accept": "application/json" } })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (check) { if (check === null || update(check)) { window.setTimeout(poll, 1500); } })
       .catch(function () { window.setTimeout(poll, 3000); });
