@@ -162,11 +162,6 @@ def probe_inventories(settings: ProbeSettings, requests: Sequence[ProbeRequest])
     return outcomes
 
 
-def run_request(settings: JobSettings, row: CheckRow) -> None:
-    """Check the hosts of one stored request, then store the signed report or the reason it failed."""
-    run_requests(settings, [row])
-
-
 @dataclass
 class _Opened:
     row: CheckRow

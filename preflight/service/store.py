@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -189,10 +188,6 @@ def engine_url(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
 
 
 def make_engine(url: str) -> Engine:
@@ -378,27 +373,6 @@ class Store:
                 {"check_id": check_id, "address": address, "started_at": now} for check_id, address in probes
             ])
 
-    def add_result(self, check_id: str, host: str, result_id: str, status: str, summary: str, remediation: str) -> None:
-        with self.session() as session:
-            session.add(
-                CheckResultRow(
-                    check_id=check_id,
-                    host=host,
-                    result_id=result_id,
-                    status=status,
-                    summary=summary,
-                    remediation=remediation,
-                )
-            )
-            session.execute(update(CheckRow).where(CheckRow.id == check_id).values(done=CheckRow.done + 1))
-
-    def record_probe(self, check_id: str, address: str) -> None:
-        with self.session() as session:
-            session.add(ProbeRow(check_id=check_id, address=address, started_at=utc_now()))
-
-    def probed_addresses(self) -> list[str]:
-        with self.session() as session:
-            return list(session.scalars(select(ProbeRow.address).order_by(ProbeRow.id)))
 
     def finish(
         self, check_id: str, verdict: str, report_json: str | None, report_sig: str, report_file: str | None = None
@@ -537,21 +511,6 @@ class Store:
             session.execute(update(CheckRow).where(CheckRow.id.in_(check_ids)).values(state=QUEUED, started_at=None))
 
     # Rate limits ----------------------------------------------------------------------------------------------
-    def oldest_in_window(self, *, client_address: str | None = None, address: str | None = None,
-                         window: timedelta = timedelta(hours=1)) -> tuple[int, datetime | None]:
-        """How many checks in the last `window` came from a client (or aimed at an address), and the oldest."""
-        since = utc_now() - window
-        with self.session() as session:
-            if client_address is not None:
-                statement = select(func.count(), func.min(CheckRow.created_at)).where(
-                    CheckRow.client_address == client_address, CheckRow.created_at > since
-                )
-            else:
-                statement = select(func.count(), func.min(CheckTargetRow.created_at)).where(
-                    CheckTargetRow.address == address, CheckTargetRow.created_at > since
-                )
-            count, oldest = session.execute(statement).one()
-            return int(count), _aware(oldest)
 
     def counts_in_window(
         self, client_address: str | None, addresses: Sequence[str], window: timedelta = timedelta(hours=1)
