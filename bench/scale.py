@@ -9,6 +9,7 @@ Run as root: see bench/README.md.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import ipaddress
 import json
 import os
@@ -33,6 +34,7 @@ LISTENER_LIFETIME_SECONDS = 3600
 # preflight's reachability phase: everything before the logins.
 REACHABILITY_CHECKS = "public-ip,vantage,tcp"
 BENCH = Path(__file__).resolve().parent
+LOCK_FILE = "/run/lock/preflight-scale-lab.lock"
 
 Endpoint = tuple[str, int]
 
@@ -87,6 +89,9 @@ def scale_lab(hosts: int, seed: int) -> Iterator[ScaleLab]:
     host_link, lab_link = f"pfb{namespace[-6:]}h", f"pfb{namespace[-6:]}l"
     addresses, truth = known_truth(hosts, seed)
     listener = None
+    # One scale lab at a time on this machine: they share the host-side address and the route to the range.
+    lock = open(LOCK_FILE, "a")  # noqa: SIM115 - held until the lab is torn down
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         _ip("netns", "add", namespace)
         _ip("link", "add", host_link, "type", "veth", "peer", "name", lab_link)
@@ -127,6 +132,7 @@ def scale_lab(hosts: int, seed: int) -> Iterator[ScaleLab]:
         subprocess.run(["ip", "route", "del", str(TARGET_NETWORK)], capture_output=True, timeout=30)
         subprocess.run(["ip", "link", "del", host_link], capture_output=True, timeout=30)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30)
+        lock.close()
 
 
 @dataclass
