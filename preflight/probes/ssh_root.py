@@ -119,6 +119,8 @@ def run(target: Target, deadline: Deadline) -> Finding:
         return _failed(port, evidence, "connect-timeout", "connection timed out", "connect")
     except OSError as exc:
         return _failed(port, evidence, "connect-failed", f"cannot connect: {exc.strerror or exc}", "connect")
+    # The server's log names the client's port ("from IP port N"): this ties its lines to this very login.
+    evidence["local_port"] = sock.getsockname()[1]
     # paramiko's own timeouts cover single waits; shutting the socket down bounds the whole exchange.
     watchdog = threading.Timer(deadline.remaining(), _shutdown, args=(sock,))
     watchdog.start()
