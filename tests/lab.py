@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -342,14 +343,30 @@ def sshd_log_lines(target: LabTarget) -> list[str]:
     return completed.stderr.splitlines()
 
 
-def sshd_log_after(target: LabTarget, before: Sequence[str], marker: str) -> list[str]:
-    """The sshd log lines written since `before` was read, once a line containing `marker` is among them.
+# The lines sshd writes when a connection ends, whichever side ends it and however far the login got.
+SSHD_CONNECTION_END = ("Connection closed by", "Disconnected from", "Received disconnect from", "Connection reset by")
 
-    Waiting for a line the run must have caused makes a later "no such line" mean something.
+
+def sshd_log_after(target: LabTarget, before: Sequence[str], port: int, marker: str | None = None) -> list[str]:
+    """The sshd log lines written since `before` was read, once sshd has logged `marker` (by default, the end) of
+    the connection that came from client port `port`.
+
+    sshd names the client's port in its lines ("from IP port N"), and preflight puts the port it connected from in
+    the evidence (`local_port`): waiting for that connection's own line, not for any line, means everything the run
+    caused is in the log by then, so a later "no such line" means something.
     """
+    words = (marker,) if marker is not None else SSHD_CONNECTION_END
     give_up_at = time.monotonic() + 15
     while True:
         lines = sshd_log_lines(target)[len(before) :]
-        if any(marker in line for line in lines) or time.monotonic() > give_up_at:
+        if any(any(word in line for word in words) for line in sshd_lines_of(lines, port)):
             return lines
+        if time.monotonic() > give_up_at:
+            raise AssertionError(f"sshd logged no {words} for client port {port} within 15 s; its log: {lines[-20:]}")
         time.sleep(0.2)
+
+
+def sshd_lines_of(lines: Sequence[str], port: int) -> list[str]:
+    """The lines about the connection from client port `port` (sshd writes "... from IP port N ...")."""
+    about = re.compile(rf"\bport {port}\b")
+    return [line for line in lines if about.search(line)]

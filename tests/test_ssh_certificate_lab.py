@@ -25,6 +25,7 @@ from tests.lab import (
     lab_target,
     require_lab,
     run_preflight,
+    sshd_lines_of,
     sshd_log_after,
     sshd_log_lines,
     write_inventory,
@@ -116,7 +117,9 @@ def test_valid_certificate_logs_in_as_root_and_reports_its_id_principals_and_val
         ["ssh-keygen", "-lf", str(keys.ca.with_suffix(".pub"))], capture_output=True, text=True, check=True
     ).stdout.split()[1]
     assert shown["signed_by"] == ca_fingerprint
-    accepted = [line for line in sshd_log_after(ca_target, before, "Accepted publickey") if "Accepted" in line]
+    port = evidence["local_port"]
+    lines = sshd_lines_of(sshd_log_after(ca_target, before, port, "Accepted publickey"), port)
+    accepted = [line for line in lines if "Accepted" in line]
     assert accepted and "ID ticket-valid (serial 42)" in accepted[0] and "CERT" in accepted[0]
 
 
@@ -159,7 +162,8 @@ def test_certificate_for_another_principal_is_refused_and_says_so(
     assert (login["status"], login["evidence"]["outcome"]) == ("fail", "certificate-refused")
     assert "its principals (support) do not include root" in login["summary"]
     assert "-n root" in login["remediation"]
-    refused = sshd_log_after(ca_target, before, "principal")
+    # sshd's "not a listed principal" line names no port; it comes before the end of the connection, which does.
+    refused = sshd_log_after(ca_target, before, login["evidence"]["local_port"])
     assert any("name is not a listed principal" in line for line in refused), refused
 
 

@@ -27,6 +27,7 @@ from tests.lab import (
     rotate_host_keys,
     run_preflight,
     served_host_key,
+    sshd_lines_of,
     sshd_log_after,
     sshd_log_lines,
 )
@@ -86,7 +87,9 @@ def test_wrong_root_password_is_password_refused(tmp_path: Path, pbx_target: Lab
     )
     assert "either the password is wrong or root may not log in with a password" in login["summary"]
     assert "Check the root password" in login["remediation"]
-    assert any("Failed password for root" in line for line in sshd_log_after(pbx_target, before, "Failed password"))
+    port = login["evidence"]["local_port"]
+    lines = sshd_lines_of(sshd_log_after(pbx_target, before, port, "Failed password"), port)
+    assert any("Failed password for root" in line for line in lines), lines
 
 
 @pytest.mark.parametrize("variant", [{"SSH_PERMIT_ROOT_LOGIN": "no"}], indirect=True, ids=["permit-root-login-no"])
@@ -100,7 +103,10 @@ def test_permit_root_login_no_looks_like_a_wrong_password_and_says_so(tmp_path: 
     assert "SSH answers both the same way, so preflight cannot tell which" in login["summary"]
     assert "'PermitRootLogin yes'" in login["remediation"]
     # OpenSSH asks for the right password and refuses it, exactly as it refuses a wrong one.
-    assert any("Failed password for root" in line for line in sshd_log_after(variant, before, "Failed password"))
+    port = login["evidence"]["local_port"]
+    assert any(
+        "Failed password for root" in line for line in sshd_lines_of(sshd_log_after(variant, before, port), port)
+    )
 
 
 @pytest.mark.parametrize("variant", [{"SSH_AUTH": "keyboard-interactive"}], indirect=True, ids=["kbd-interactive"])
@@ -121,8 +127,9 @@ def test_keyboard_interactive_only_server_passes_through_its_password_prompt(
     )
     assert evidence["auth_methods_offered"] == ["publickey", "keyboard-interactive"]
     assert evidence["prompts"] == ["Password:"]
-    lines = sshd_log_after(variant, before, "Accepted keyboard-interactive")
-    assert any("Accepted keyboard-interactive/pam for root" in line for line in lines)
+    port = evidence["local_port"]
+    lines = sshd_lines_of(sshd_log_after(variant, before, port, "Accepted keyboard-interactive"), port)
+    assert any("Accepted keyboard-interactive/pam for root" in line for line in lines), lines
 
 
 @pytest.mark.parametrize("variant", [{"SSH_AUTH": "otp"}], indirect=True, ids=["one-time-code"])
@@ -134,23 +141,27 @@ def test_one_time_code_prompt_fails_and_never_gets_the_password(tmp_path: Path, 
     assert (login["status"], login["evidence"]["outcome"]) == ("fail", "one-time-code-required")
     assert "the account requires a one-time code" in login["summary"]
     assert login["evidence"]["declined_prompt"].startswith("One-time password (OATH)")
-    lines = sshd_log_after(variant, before, "Connection closed by authenticating user root")
-    assert any("Connection closed by authenticating user root" in line for line in lines)
+    port = login["evidence"]["local_port"]
+    lines = sshd_log_after(variant, before, port)
+    assert any("Connection closed by authenticating user root" in line for line in sshd_lines_of(lines, port)), lines
     # Any answer to pam_oath's prompt, the password or anything else, would be logged as a failed attempt.
     assert _password_attempts(lines) == []
 
     # The control: the same log does show an answer given to that prompt.
     before_control = sshd_log_lines(variant)
-    _answer_every_prompt(variant, "000000")
-    control = sshd_log_after(variant, before_control, "PAM: Authentication failure")
+    control_port = _answer_every_prompt(variant, "000000")
+    control = sshd_log_after(variant, before_control, control_port)
     assert any("PAM: Authentication failure for root" in line for line in control)
 
 
-def _answer_every_prompt(target: LabTarget, answer: str) -> None:
+def _answer_every_prompt(target: LabTarget, answer: str) -> int:
+    """Answer each keyboard-interactive prompt with `answer`; the client port the attempt came from."""
     with socket.create_connection((target.ip, 2020), timeout=10) as sock, paramiko.Transport(sock) as transport:
         transport.start_client(timeout=10)
         with pytest.raises(paramiko.AuthenticationException):
             transport.auth_interactive("root", lambda title, instructions, prompts: [answer for _ in prompts])
+        port: int = sock.getsockname()[1]
+    return port
 
 
 @pytest.mark.parametrize("variant", [{"SSH_AUTH": "publickey"}], indirect=True, ids=["publickey-only"])
@@ -215,8 +226,12 @@ def test_first_contact_records_the_key_and_a_rotated_key_is_refused_without_a_pa
     assert refused["evidence"]["host_key_fingerprint"] == served_host_key(rotating_target)
     assert refused["evidence"]["known_host_key_fingerprints"] == [first["evidence"]["host_key_fingerprint"]]
     # sshd's log of that run: the connection came and went, and not one authentication attempt was made.
-    lines = sshd_log_after(rotating_target, before, "Connection closed by")
-    assert any(f"Connection closed by {_prober_address(rotating_target)}" in line for line in lines), lines
+    port = refused["evidence"]["local_port"]
+    lines = sshd_log_after(rotating_target, before, port)
+    # Closed or reset (preflight closes with sshd's next packet unread): either way before any authentication. The
+    # port tells preflight's line from that of served_host_key's own connection above, which also ends in the window.
+    ended = [f"Connection {how} by {_prober_address(rotating_target)} port {port} " for how in ("closed", "reset")]
+    assert any(way in line for line in lines for way in ended), lines
     assert _password_attempts(lines) == []
     assert not [line for line in lines if "authenticating user root" in line]
 
@@ -225,8 +240,9 @@ def test_first_contact_records_the_key_and_a_rotated_key_is_refused_without_a_pa
     before_control = sshd_log_lines(rotating_target)
     _, accepted = _check_ssh(tmp_path, rotating_target)
     assert (accepted["status"], accepted["evidence"]["host_key_check"]) == ("pass", "recorded on first contact")
-    control = sshd_log_after(rotating_target, before_control, "Accepted password")
-    assert any("Accepted password for root" in line for line in control)
+    port = accepted["evidence"]["local_port"]
+    control = sshd_lines_of(sshd_log_after(rotating_target, before_control, port, "Accepted password"), port)
+    assert any("Accepted password for root" in line for line in control), control
 
 
 def _prober_address(target: LabTarget) -> str:
@@ -258,8 +274,10 @@ def test_strict_host_keys_sends_no_password_to_an_unknown_host(tmp_path: Path, p
     assert f"ssh.host_key: {fingerprint}" in login["remediation"]
     assert login["evidence"]["known_hosts_line"] in login["remediation"]
     assert (tmp_path / "known_hosts").read_text() == ""
-    lines = sshd_log_after(pbx_target, before, "Connection closed by")
+    # Waits for the end of preflight's own connection (served_host_key's above ends in the same window).
+    lines = sshd_log_after(pbx_target, before, login["evidence"]["local_port"])
     assert _password_attempts(lines) == []
+    assert not [line for line in lines if "authenticating user root" in line]
 
     # Once accepted (recorded by a normal run), strict mode logs in.
     _check_ssh(tmp_path, pbx_target)
