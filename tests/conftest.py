@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.lab import LabTarget, lab_target, require_lab
+from tests.requirements import pytest_runtest_setup  # noqa: F401 - applies the `needs` markers
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 import pytest
 
 from bench.scale import PORTS, scale_lab
-from preflight.portscan import raw_sockets_allowed, scan, syn
+from preflight.portscan import scan, syn
 from tests.lab import require_lab
+from tests.requirements import needs_raw_sockets
 
-needs_root = pytest.mark.skipif(not raw_sockets_allowed(), reason="needs root")
+needs_root = needs_raw_sockets
 
 
 @pytest.fixture
