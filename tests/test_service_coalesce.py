@@ -128,7 +128,7 @@ def test_checks_run_together_each_get_the_report_of_their_own_hosts(tmp_path: An
     assert without_timings(states[first]["report"]) == without_timings(alone["report"])
 
 
-TIMINGS = frozenset({"started_at", "finished_at", "duration_ms", "rtt_ms"})
+TIMINGS = frozenset({"started_at", "finished_at", "duration_ms", "rtt_ms", "retry_after_ms"})
 
 
 def without_timings(value: Any) -> Any:

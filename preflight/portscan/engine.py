@@ -37,6 +37,8 @@ class _InFlight:
     first_sent: float
     sent_at: float
     attempt: int = 0
+    # How long the first probe waited before the retry went out: evidence that timing followed the host's RTT.
+    retry_after: float | None = None
 
 
 class ScanEngine(ABC):
@@ -131,13 +133,21 @@ class ScanEngine(ABC):
             if probe.attempt == 0:
                 # Karn's rule: an answer after a retry could belong to either probe, so it teaches nothing.
                 self.timing.record(endpoint[0], rtt)
-            self._finish(endpoint, answer.state, answer.reason, probe.attempt + 1, rtt, answer.icmp)
+            self._finish(endpoint, answer.state, answer.reason, probe.attempt + 1, rtt, answer.icmp, probe.retry_after)
 
     def _finish(
-        self, endpoint: Endpoint, state: str, reason: str, probes: int, rtt: float | None, icmp: IcmpError | None
+        self,
+        endpoint: Endpoint,
+        state: str,
+        reason: str,
+        probes: int,
+        rtt: float | None,
+        icmp: IcmpError | None,
+        retry_after: float | None = None,
     ) -> None:
         rtt_ms = None if rtt is None else round(rtt * 1000, 3)
-        self._verdicts[endpoint] = PortVerdict(state, reason, self.method, rtt_ms, probes, icmp)
+        retry_after_ms = None if retry_after is None else round(retry_after * 1000, 3)
+        self._verdicts[endpoint] = PortVerdict(state, reason, self.method, rtt_ms, probes, icmp, retry_after_ms)
         self.release(endpoint)
 
     def _expire(self) -> None:
@@ -162,8 +172,10 @@ class ScanEngine(ABC):
         last_chance = probe.first_sent + self.timeout
         expires = min(probe.sent_at + self.timing.timeout(endpoint[0], probe.attempt), last_chance)
         if expires > now:
-            # What the host's answers taught us says to wait longer than first thought.
-            self._arm(endpoint, probe.attempt, expires)
+            # What the host's answers taught us says to wait longer than first thought. A host that has not answered
+            # yet is looked at again soon: its first answers may arrive any moment and shorten the wait.
+            measured = self.timing.measured(endpoint[0])
+            self._arm(endpoint, probe.attempt, expires if measured else min(expires, now + MIN_TIMEOUT))
             return
         if probe.attempt + 1 < PROBES_PER_PORT and now < last_chance:
             if not self.send(endpoint, probe.attempt + 1):
@@ -171,7 +183,8 @@ class ScanEngine(ABC):
                 return
             probe.attempt += 1
             probe.sent_at = now
+            probe.retry_after = now - probe.first_sent
             self._arm(endpoint, probe.attempt, min(now + MIN_TIMEOUT, last_chance))
             return
         del self._in_flight[endpoint]
-        self._finish(endpoint, "filtered", "no-response", probe.attempt + 1, None, None)
+        self._finish(endpoint, "filtered", "no-response", probe.attempt + 1, None, None, probe.retry_after)

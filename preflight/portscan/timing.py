@@ -32,7 +32,11 @@ class RttEstimator:
 
 
 class Timing:
-    """Round-trip estimates learned from every answer: per host first, then across the whole scan."""
+    """Round-trip estimates learned from every answer, per host.
+
+    A host that has not answered yet waits the RFC 6298 initial timeout (or the scan's own, when that is longer):
+    other hosts' round trips say nothing about its path, and a fast host's timeout would call a slow one filtered.
+    """
 
     def __init__(self) -> None:
         self._hosts: dict[str, RttEstimator] = {}
@@ -45,8 +49,12 @@ class Timing:
     def timeout(self, ip: str, attempt: int) -> float:
         """How long the `attempt`-th probe (0 first) to `ip` waits; each retry waits twice as long."""
         host = self._hosts.get(ip)
-        learned = (host.timeout() if host else None) or self._scan.timeout() or INITIAL_TIMEOUT
+        learned = (host.timeout() if host else None) or max(INITIAL_TIMEOUT, self._scan.timeout() or 0.0)
         return learned * (1 << attempt)
+
+    def measured(self, ip: str) -> bool:
+        """Whether `ip` has answered anything yet, so that its own round trips set its timeouts."""
+        return ip in self._hosts
 
     def smoothed_rtt(self, ip: str) -> float | None:
         host = self._hosts.get(ip)

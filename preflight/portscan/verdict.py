@@ -56,6 +56,8 @@ class PortVerdict:
     rtt_ms: float | None
     probes: int
     icmp: IcmpError | None = None
+    # How long the first probe was given before the retry was sent (None when no retry was needed).
+    retry_after_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ def finding(target: Target, verdict: PortVerdict, echo: EchoResult | None) -> Fi
         "rtt_ms": verdict.rtt_ms,
         "method": verdict.method,
         "probes": verdict.probes,
+        "retry_after_ms": verdict.retry_after_ms,
     }
     if verdict.icmp is not None:
         evidence["icmp"] = {
