@@ -1,8 +1,9 @@
 """The privileged method: raw SYN probes, as `nmap -sS` sends them, and ICMP echo for evidence.
 
-The SYN and its reply are packed and read with struct, because the scan sends thousands of them and scapy
-takes about 0.4 ms to build each one; scapy dissects the rarer ICMP messages, errors with the packet they
-quote included. Tests check every SYN this module builds against scapy's own dissection.
+Every packet is packed and read with struct, because the scan sends thousands of them: a SYN is a fixed
+template whose addresses, ports, sequence number and checksum are filled in per probe, with the checksum summed
+once per host and finished per probe (RFC 1624's incremental idea). scapy is not imported at all; tests check
+every SYN this module builds, and the ICMP errors it reads, against scapy's own dissection.
 """
 
 from __future__ import annotations
@@ -20,16 +21,37 @@ from typing import cast
 
 from preflight.portscan.engine import Answer, ScanEngine
 from preflight.portscan.verdict import EchoResult, Endpoint, IcmpError, PortVerdict
-from preflight.resolution import source_address
 
 _SO_RXQ_OVFL = 40
 _SO_RCVBUFFORCE = 33
 _SO_TIMESTAMPNS = 35
 _RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024
 _TCP_FLAG_SYN, _TCP_FLAG_RST, _TCP_FLAG_ACK = 0x02, 0x04, 0x10
+_SYN_ACK = _TCP_FLAG_SYN | _TCP_FLAG_ACK
 _MSS_OPTION = b"\x02\x04\x05\xb4"
-_ICMP_ECHO_REPLY, _ICMP_UNREACHABLE = 0, 3
+_ICMP_ECHO_REPLY, _ICMP_UNREACHABLE, _ICMP_ECHO_REQUEST = 0, 3, 8
+_ECHO_PAYLOAD = b"preflight echo"
 _READS_PER_WAKEUP = 10_000
+# The largest IPv4 packet: a read never truncates what the kernel holds.
+_PACKET_BYTES = 65535
+_ANCILLARY_BYTES = 128
+
+# A SYN: IPv4 header (the kernel fills in its checksum and ID, IP_HDRINCL), then TCP with the MSS option.
+_TCP_LENGTH = 24
+_IP_PREFIX = struct.pack("!BBHHHBBH", 0x45, 0, 20 + _TCP_LENGTH, 0, 0x4000, 64, socket.IPPROTO_TCP, 0)
+_TCP_OFFSET_FLAGS = (_TCP_LENGTH // 4) << 12 | _TCP_FLAG_SYN
+_TCP_WINDOW = 1024
+_SYN = struct.Struct("!12s4s4sHHIIHHHH4s")
+# The checksum words that are the same in every SYN: the pseudo-header's protocol and length, the fixed header
+# fields (acknowledgment 0, offset and flags, window, urgent pointer 0) and the MSS option.
+_SYN_CONSTANT_SUM = (
+    socket.IPPROTO_TCP + _TCP_LENGTH + _TCP_OFFSET_FLAGS + _TCP_WINDOW + sum(struct.unpack("!2H", _MSS_OPTION))
+)
+_TCP_PORTS_ACK_FLAGS = struct.Struct("!HHIIxB")
+_QUOTED_TCP = struct.Struct("!HHI")
+_ECHO_ID = struct.Struct("!H")
+_TIMESTAMP = struct.Struct("=qq")
+_DROPS = struct.Struct("=I")
 
 
 def raw_sockets_allowed() -> bool:
@@ -45,24 +67,45 @@ def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071)."""
     if len(data) % 2:
         data += b"\x00"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    return _finish_checksum(sum(struct.unpack(f"!{len(data) // 2}H", data)))
+
+
+def _finish_checksum(total: int) -> int:
+    """Fold a sum of 16-bit words into the one's complement checksum."""
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
 
 
+def _address_sum(packed: bytes) -> int:
+    high, low = cast(tuple[int, int], struct.unpack("!HH", packed))
+    return high + low
+
+
 def syn_packet(source: str, destination: str, source_port: int, port: int, sequence: int) -> bytes:
     """An IPv4 SYN with an MSS option; the kernel fills in the IP checksum and length (IP_HDRINCL)."""
-    tcp_header = struct.pack("!HHIIBBHHH", source_port, port, sequence, 0, 6 << 4, _TCP_FLAG_SYN, 1024, 0, 0)
-    segment = tcp_header + _MSS_OPTION
-    pseudo_header = socket.inet_aton(source) + socket.inet_aton(destination) + struct.pack("!BBH", 0, 6, len(segment))
-    segment = segment[:16] + struct.pack("!H", checksum(pseudo_header + segment)) + segment[18:]
-    ip_header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45, 0, 20 + len(segment), 0, 0x4000, 64, socket.IPPROTO_TCP, 0,
-        socket.inet_aton(source), socket.inet_aton(destination),
+    packed_source, packed_destination = socket.inet_aton(source), socket.inet_aton(destination)
+    host_sum = _address_sum(packed_source) + _address_sum(packed_destination) + source_port
+    return _syn(packed_source, packed_destination, host_sum, source_port, port, sequence)
+
+
+def _syn(
+    packed_source: bytes, packed_destination: bytes, host_sum: int, source_port: int, port: int, sequence: int
+) -> bytes:
+    # host_sum holds the addresses and the source port; only the port and sequence number change per probe.
+    total = _SYN_CONSTANT_SUM + host_sum + port + (sequence >> 16) + (sequence & 0xFFFF)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return _SYN.pack(
+        _IP_PREFIX, packed_source, packed_destination, source_port, port, sequence, 0, _TCP_OFFSET_FLAGS,
+        _TCP_WINDOW, ~total & 0xFFFF, 0, _MSS_OPTION,
     )  # fmt: skip
-    return ip_header + segment
+
+
+def echo_request(echo_id: int) -> bytes:
+    """An ICMP echo request with preflight's payload."""
+    unsummed = struct.pack("!BBHHH", _ICMP_ECHO_REQUEST, 0, 0, echo_id, 1) + _ECHO_PAYLOAD
+    return unsummed[:2] + struct.pack("!H", checksum(unsummed)) + unsummed[4:]
 
 
 class SynEngine(ScanEngine):
@@ -72,7 +115,9 @@ class SynEngine(ScanEngine):
         super().__init__(timeout, window)
         self._send_echo = echo
         self._key = secrets.token_bytes(16)
-        self._sources: dict[str, str | None] = {}
+        # Per host: its packed address, our packed source address and their checksum words (None: no route).
+        self._hosts: dict[str, tuple[bytes, bytes, int] | None] = {}
+        self._sequences: dict[Endpoint, int] = {}
         self._echo_sent: dict[str, float] = {}
         self.echo: dict[str, EchoResult] = {}
         self.dropped = 0
@@ -82,9 +127,12 @@ class SynEngine(ScanEngine):
         self._port_holder.bind(("0.0.0.0", 0))  # noqa: S104 - reserves a port number; never listens
         self.source_port: int = self._port_holder.getsockname()[1]
         self._echo_id = secrets.randbelow(0xFFFF) + 1
+        # A UDP socket asks the kernel which source address it would route from: connect() sends nothing.
+        self._router = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self._tcp = self._receiver(socket.IPPROTO_TCP)
         self._icmp = self._receiver(socket.IPPROTO_ICMP)
+        self._buffer = bytearray(_PACKET_BYTES)
         self.selector.register(self._tcp, selectors.EVENT_READ, self._tcp_answers)
         self.selector.register(self._icmp, selectors.EVENT_READ, self._icmp_answers)
 
@@ -96,7 +144,7 @@ class SynEngine(ScanEngine):
 
     def close(self) -> None:
         super().close()
-        for sock in (self._port_holder, self._sender, self._tcp, self._icmp):
+        for sock in (self._port_holder, self._router, self._sender, self._tcp, self._icmp):
             sock.close()
 
     @staticmethod
@@ -113,8 +161,8 @@ class SynEngine(ScanEngine):
 
     def sequence(self, endpoint: Endpoint) -> int:
         """A keyed hash of the endpoint, so only a real answer to our own probe can match (as a SYN cookie)."""
-        digest = hashlib.blake2s(f"{endpoint[0]}|{endpoint[1]}".encode(), key=self._key, digest_size=4).digest()
-        return int.from_bytes(digest, "big")
+        packed = socket.inet_aton(endpoint[0]) + endpoint[1].to_bytes(2, "big")
+        return int.from_bytes(hashlib.blake2s(packed, key=self._key, digest_size=4).digest(), "big")
 
     def scan(self, endpoints: Sequence[Endpoint]) -> dict[Endpoint, PortVerdict]:
         if self._send_echo:
@@ -126,10 +174,7 @@ class SynEngine(ScanEngine):
         return verdicts
 
     def _send_echoes(self, ips: Iterable[str]) -> None:
-        from scapy.layers.inet import ICMP
-        from scapy.packet import Raw
-
-        request = bytes(ICMP(type=8, id=self._echo_id, seq=1) / Raw(b"preflight echo"))
+        request = echo_request(self._echo_id)
         for ip in ips:
             # Read the clock first: on a local link the reply can be timestamped before sendto() returns.
             sent_at = time.monotonic()
@@ -139,16 +184,33 @@ class SynEngine(ScanEngine):
                 continue
             self._echo_sent[ip] = sent_at
 
+    def _host(self, ip: str) -> tuple[bytes, bytes, int] | None:
+        try:
+            self._router.connect((ip, 9))
+            source = self._router.getsockname()[0]
+        except OSError:
+            return None
+        packed_source, packed_destination = socket.inet_aton(source), socket.inet_aton(ip)
+        return packed_destination, packed_source, _address_sum(packed_source) + _address_sum(packed_destination)
+
     def send(self, endpoint: Endpoint, attempt: int) -> bool:
         ip, port = endpoint
-        if ip not in self._sources:
-            self._sources[ip] = source_address(ip)
-        source = self._sources[ip]
-        if source is None:
+        try:
+            host = self._hosts[ip]
+        except KeyError:
+            host = self._hosts[ip] = self._host(ip)
+        if host is None:
             self.answer_without_probe(endpoint, Answer("filtered", "local-no-route"))
             return True
+        packed_destination, packed_source, address_sum = host
+        sequence = self._sequences.get(endpoint)
+        if sequence is None:
+            digest = hashlib.blake2s(packed_destination + port.to_bytes(2, "big"), key=self._key, digest_size=4)
+            sequence = self._sequences[endpoint] = int.from_bytes(digest.digest(), "big")
+        source_port = self.source_port
+        packet = _syn(packed_source, packed_destination, address_sum + source_port, source_port, port, sequence)
         try:
-            self._sender.sendto(syn_packet(source, ip, self.source_port, port, self.sequence(endpoint)), (ip, 0))
+            self._sender.sendto(packet, (ip, 0))
         except OSError as exc:
             if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
                 return False
@@ -157,27 +219,31 @@ class SynEngine(ScanEngine):
         return True
 
     def release(self, endpoint: Endpoint) -> None:
-        """A SYN probe holds nothing: the kernel resets the handshake for us."""
+        """A SYN probe holds nothing but its sequence number: the kernel resets the handshake for us."""
+        self._sequences.pop(endpoint, None)
 
     def read(self, key: selectors.SelectorKey) -> Iterable[tuple[Endpoint, Answer]]:
         answers: list[tuple[Endpoint, Answer]] = []
         parse = key.data
         sock = cast(socket.socket, key.fileobj)
+        buffer = self._buffer
         # Kernel receive times are on the wall clock; the scan's clock is monotonic.
         wall_to_monotonic = time.monotonic() - time.time()
         for _ in range(_READS_PER_WAKEUP):
             try:
-                packet, ancillary, _, _ = sock.recvmsg(65535, 128)
+                size, ancillary, _, _ = sock.recvmsg_into((buffer,), _ANCILLARY_BYTES)
             except BlockingIOError:
                 break
             received_at = None
             for level, kind, data in ancillary:
-                if level == socket.SOL_SOCKET and kind == _SO_RXQ_OVFL and len(data) >= 4:
-                    self.dropped = max(self.dropped, struct.unpack("=I", data[:4])[0])
-                elif level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
-                    seconds, nanoseconds = struct.unpack("=qq", data[:16])
+                if level != socket.SOL_SOCKET:
+                    continue
+                if kind == _SO_TIMESTAMPNS and len(data) >= _TIMESTAMP.size:
+                    seconds, nanoseconds = _TIMESTAMP.unpack_from(data)
                     received_at = seconds + nanoseconds / 1e9 + wall_to_monotonic
-            answer = parse(packet, received_at)
+                elif kind == _SO_RXQ_OVFL and len(data) >= _DROPS.size:
+                    self.dropped = max(self.dropped, _DROPS.unpack_from(data)[0])
+            answer = parse(buffer, size, received_at)
             if answer is not None:
                 answers.append(answer)
         return answers
@@ -186,42 +252,48 @@ class SynEngine(ScanEngine):
         sent_at = self.sent_at(endpoint)
         return None if sent_at is None or received_at is None else max(0.0, received_at - sent_at)
 
-    def _tcp_answers(self, packet: bytes, received_at: float | None) -> tuple[Endpoint, Answer] | None:
+    def _tcp_answers(self, packet: bytearray, size: int, received_at: float | None) -> tuple[Endpoint, Answer] | None:
         header_length = (packet[0] & 0x0F) * 4
-        if len(packet) < header_length + 20:
+        if size < header_length + 20:
             return None
-        source_port, destination_port, _, acknowledged, _, flags = struct.unpack_from("!HHIIBB", packet, header_length)
+        source_port, destination_port, _, acknowledged, flags = _TCP_PORTS_ACK_FLAGS.unpack_from(packet, header_length)
         if destination_port != self.source_port:
             return None
         endpoint = (socket.inet_ntoa(packet[12:16]), source_port)
-        if not self.in_flight(endpoint) or acknowledged != (self.sequence(endpoint) + 1) & 0xFFFFFFFF:
+        sequence = self._sequences.get(endpoint)
+        if sequence is None or acknowledged != (sequence + 1) & 0xFFFFFFFF or not self.in_flight(endpoint):
             return None
         if flags & _TCP_FLAG_RST:
             return endpoint, Answer("closed", "reset", rtt=self._rtt(endpoint, received_at))
-        if flags & (_TCP_FLAG_SYN | _TCP_FLAG_ACK) == _TCP_FLAG_SYN | _TCP_FLAG_ACK:
+        if flags & _SYN_ACK == _SYN_ACK:
             return endpoint, Answer("open", "syn-ack", rtt=self._rtt(endpoint, received_at))
         return None
 
-    def _icmp_answers(self, packet: bytes, received_at: float | None) -> tuple[Endpoint, Answer] | None:
+    def _icmp_answers(self, packet: bytearray, size: int, received_at: float | None) -> tuple[Endpoint, Answer] | None:
         header_length = (packet[0] & 0x0F) * 4
-        if len(packet) < header_length + 8:
+        if size < header_length + 8:
             return None
-        if packet[header_length] == _ICMP_ECHO_REPLY:
-            echo_id = struct.unpack_from("!H", packet, header_length + 4)[0]
+        icmp_type, code = packet[header_length], packet[header_length + 1]
+        if icmp_type == _ICMP_ECHO_REPLY:
+            echo_id = _ECHO_ID.unpack_from(packet, header_length + 4)[0]
             self._record_echo(socket.inet_ntoa(packet[12:16]), echo_id, received_at)
             return None
-        if packet[header_length] != _ICMP_UNREACHABLE:
+        if icmp_type != _ICMP_UNREACHABLE:
             return None
-        from scapy.layers.inet import ICMP, IP, IPerror, TCPerror
-
-        message = IP(packet)
-        icmp = message[ICMP]
-        if not message.haslayer(TCPerror) or message[TCPerror].sport != self.source_port:
+        # The error quotes our probe: its IP header, then at least the first 8 bytes of its TCP header (RFC 792).
+        quoted = header_length + 8
+        if size < quoted + 20 or packet[quoted + 9] != socket.IPPROTO_TCP:
             return None
-        endpoint = (message[IPerror].dst, message[TCPerror].dport)
-        if not self.in_flight(endpoint) or message[TCPerror].seq != self.sequence(endpoint):
+        quoted_tcp = quoted + (packet[quoted] & 0x0F) * 4
+        if size < quoted_tcp + _QUOTED_TCP.size:
             return None
-        icmp_error = IcmpError.unreachable(icmp.code, message.src)
+        source_port, port, sequence = _QUOTED_TCP.unpack_from(packet, quoted_tcp)
+        if source_port != self.source_port:
+            return None
+        endpoint = (socket.inet_ntoa(packet[quoted + 16 : quoted + 20]), port)
+        if not self.in_flight(endpoint) or sequence != self._sequences.get(endpoint):
+            return None
+        icmp_error = IcmpError.unreachable(code, socket.inet_ntoa(packet[12:16]))
         return endpoint, Answer("filtered", "icmp-unreachable", icmp_error, self._rtt(endpoint, received_at))
 
     def _record_echo(self, ip: str, echo_id: int, received_at: float | None) -> None:
