@@ -117,7 +117,7 @@ class BannerRead:
     """What an SSH port sent before the version line, and why reading stopped."""
 
     received: bytes
-    ended_by: str  # "version", "other-protocol", "eof", "reset", "byte-limit", "deadline"
+    ended_by: str  # "version", "version-too-long", "other-protocol", "eof", "reset", "byte-limit", "deadline"
     version_line: bytes = b""
 
 
@@ -150,9 +150,12 @@ def _scan_banner_lines(received: bytes) -> BannerRead | None:
     for line in lines:
         line = line.rstrip(b"\r")
         if line.startswith(b"SSH-"):
-            return BannerRead(received, "version", line)
+            too_long = len(line) > BANNER_LINE_LIMIT
+            return BannerRead(received, "version-too-long" if too_long else "version", line[: BANNER_LINE_LIMIT + 1])
         if _not_text(line) or line.startswith(b"HTTP/") or len(line) > BANNER_LINE_LIMIT:
             return BannerRead(received, "other-protocol")
+    if pending.startswith(b"SSH-") and len(pending) > BANNER_LINE_LIMIT:
+        return BannerRead(received, "version-too-long", pending[: BANNER_LINE_LIMIT + 1])
     if _not_text(pending) or len(pending) > BANNER_LINE_LIMIT:
         return BannerRead(received, "other-protocol")
     return None
@@ -223,6 +226,16 @@ def _ssh_finding(target: Target, read: BannerRead, waited: float, evidence: dict
             f"the server on TCP {port} announces an SSH version support cannot use: {banner}",
             evidence | {"reason": "ssh-version-unsupported"},
             f"Support connects with SSH-2. Forward TCP {port} to the system's own SSH server. "
+            f"Support needs it for {purpose}.",
+        )
+    if read.ended_by == "version-too-long":
+        return Finding(
+            Status.FAIL,
+            f"the SSH version line on TCP {port} is longer than {BANNER_LINE_LIMIT} bytes (RFC 4253 allows 255): "
+            f"{printable(read.version_line)}",
+            evidence | {"reason": "version-line-too-long"},
+            f"An SSH server's version line is short (OpenSSH: SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3). Check the port "
+            f"forward: TCP {port} must reach the system's own SSH server, not a tarpit, honeypot or another service. "
             f"Support needs it for {purpose}.",
         )
     wrong_service = (
