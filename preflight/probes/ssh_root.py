@@ -26,6 +26,7 @@ from preflight import known_hosts
 from preflight.deadline import Deadline
 from preflight.inventory import Credentials, Host
 from preflight.model import Finding, Status
+from preflight.probes.service import BANNER_BYTES_LIMIT, BANNER_LINE_LIMIT
 from preflight.profiles import Profile
 from preflight.ssh_certificate import TIME_FORMAT, read_user_certificate
 from preflight.target import Target
@@ -34,6 +35,8 @@ REQUIREMENT = "Support logs in as root over SSH on TCP {port} with the root pass
 UID_COMMAND = "id -u"
 ROOT = "root"
 _OUTPUT_LIMIT = 4096
+# A uid is at most 10 digits; a longer run of digits is shown as text, never turned into a huge integer.
+_UID_DIGITS = 10
 _SHOWN_LIMIT = 120
 # A paramiko wait that ends this close to the deadline ended because of it.
 _DEADLINE_SLACK_SECONDS = 0.05
@@ -114,7 +117,9 @@ def run(target: Target, deadline: Deadline) -> Finding:
     except _Stop as stop:
         return stop.finding
     try:
-        sock = socket.create_connection((ip, port), timeout=deadline.cap(deadline.remaining()))
+        sock = _BoundedBannerSocket.adopt(
+            socket.create_connection((ip, port), timeout=deadline.cap(deadline.remaining()))
+        )
     except TimeoutError:
         return _failed(port, evidence, "connect-timeout", "connection timed out", "connect")
     except OSError as exc:
@@ -125,7 +130,7 @@ def run(target: Target, deadline: Deadline) -> Finding:
     watchdog = threading.Timer(deadline.remaining(), _shutdown, args=(sock,))
     watchdog.start()
     transport = paramiko.Transport(sock)
-    login = _RootLogin(transport, target, credentials, key, lookup, deadline, evidence)
+    login = _RootLogin(sock, transport, target, credentials, key, lookup, deadline, evidence)
     try:
         return login.run()
     except _Stop as stop:
@@ -143,6 +148,7 @@ class _RootLogin:
 
     def __init__(
         self,
+        sock: _BoundedBannerSocket,
         transport: paramiko.Transport,
         target: Target,
         credentials: Credentials,
@@ -151,6 +157,7 @@ class _RootLogin:
         deadline: Deadline,
         evidence: dict[str, Any],
     ) -> None:
+        self.sock = sock
         self.transport = transport
         self.lookup = lookup
         self.target = target
@@ -182,12 +189,32 @@ class _RootLogin:
     def broken(self, exc: BaseException) -> Finding:
         """The finding for an exchange that broke off: the deadline, or whatever the server did."""
         stage = self.stage
+        refused = self.sock.refused
+        if refused is not None:
+            return _failed(
+                self.port,
+                self.evidence | {"heard": _shown(refused.heard.decode("latin-1")), "banner_bytes_read": refused.read},
+                refused.outcome,
+                f"SSH {stage} failed: {refused.problem}",
+                stage,
+                f"An SSH server sends its version line at once, and no more than {BANNER_LINE_LIMIT} bytes before "
+                f"it. Check the port forward: TCP {self.port} must reach the system's own SSH server (OpenSSH), not "
+                "a tarpit, honeypot or another service.",
+            )
         if self.transport.remote_version:
-            self.evidence["banner"] = self.transport.remote_version
+            self.evidence["banner"] = _version_shown(self.transport.remote_version)
             if stage == "banner exchange":
                 stage = "key exchange"
         if self._out_of_time():
             return self._timed_out(stage)
+        if isinstance(exc, ConnectionResetError):
+            return _failed(
+                self.port,
+                self.evidence,
+                "connection-reset",
+                f"SSH {stage} failed: the server reset the connection (TCP RST)",
+                stage,
+            )
         return _failed(self.port, self.evidence, "ssh-error", f"SSH {stage} failed: {_describe(exc)}", stage)
 
     def _prefer_known_key_types(self, known_types: frozenset[str]) -> None:
@@ -203,7 +230,7 @@ class _RootLogin:
         self.transport.handshake_timeout = remaining
         self.transport.auth_timeout = remaining
         self.transport.start_client(timeout=remaining)
-        self.evidence["banner"] = self.transport.remote_version
+        self.evidence["banner"] = _version_shown(self.transport.remote_version)
         if not self.transport.is_active() or not self.transport.initial_kex_done:
             # start_client returns without an exception when its own timeout ends the wait.
             raise paramiko.SSHException("no key exchange within the deadline")
@@ -371,8 +398,20 @@ class _RootLogin:
         return answer
 
     def _confirm_uid(self) -> Finding:
-        uid = self._run_command(UID_COMMAND)
-        self.evidence["uid"] = int(uid) if uid.isdigit() else _shown(uid)
+        uid, complete = self._run_command(UID_COMMAND)
+        if not complete:
+            self.evidence["uid"] = _shown(uid)
+            self.evidence["output_bytes_read"] = _OUTPUT_LIMIT
+            return _finding(
+                Status.FAIL,
+                "uid-output-too-long",
+                f"logged in on SSH port {self.port}, but `id -u` printed at least {_OUTPUT_LIMIT} bytes "
+                f"(starting {_shown(uid)[:40]!r}), not just a uid: preflight read no further",
+                self.evidence,
+                f"Something on the system adds output to every command run over SSH on TCP {self.port}: check root's "
+                "shell startup files (~/.bashrc, /etc/profile), a ForceCommand in sshd_config, or a wrapper shell.",
+            )
+        self.evidence["uid"] = int(uid) if uid.isdigit() and len(uid) <= _UID_DIGITS else _shown(uid)
         if uid == "0":
             return _finding(
                 Status.PASS, "root-login", f"root login works on SSH port {self.port} (uid 0)", self.evidence
@@ -387,20 +426,27 @@ class _RootLogin:
             "not map root to another user or run its sessions in a restricted shell (ForceCommand, a jail).",
         )
 
-    def _run_command(self, command: str) -> str:
+    def _run_command(self, command: str) -> tuple[str, bool]:
+        """What `command` printed (at most _OUTPUT_LIMIT bytes), and whether that was all of it."""
+        self.stage = "session open"
         channel = self.transport.open_session(timeout=self.deadline.cap(self.deadline.remaining()))
+        self.stage = "command"
         channel.settimeout(self.deadline.cap(self.deadline.remaining()))
+        # paramiko waits for the exec request's reply without a timeout; the watchdog's shutdown ends that wait.
         channel.exec_command(command)
         output = b""
+        complete = False
         while len(output) < _OUTPUT_LIMIT and not self.deadline.expired:
-            chunk = channel.recv(_OUTPUT_LIMIT)
+            # Never more than the limit: a server that floods the channel costs one bounded read, then the close.
+            chunk = channel.recv(_OUTPUT_LIMIT - len(output))
             if not chunk:
+                complete = True
                 break
             output += chunk
         channel.close()
-        if self._out_of_time():
+        if not complete and self._out_of_time():
             raise paramiko.SSHException("the command did not finish within the deadline")
-        return output.decode(errors="replace").strip()
+        return output.decode(errors="replace").strip(), complete
 
     def _out_of_time(self) -> bool:
         return self.deadline.remaining() <= _DEADLINE_SLACK_SECONDS
@@ -424,6 +470,18 @@ class _RootLogin:
                 f"no answer within the deadline during banner exchange: the port accepted the connection but sent "
                 f"no SSH banner within {seconds:g} s",
                 stage,
+            )
+        if stage in ("session open", "command"):
+            what = "open a session" if stage == "session open" else f"answer `{UID_COMMAND}`"
+            return _failed(
+                self.port,
+                self.evidence,
+                f"{stage.replace(' ', '-')}-timeout",
+                f"root's login was accepted, but the SSH server did not {what} within the deadline ({seconds:g} s)",
+                stage,
+                f"The SSH server on TCP {self.port} lets root in but hangs afterwards. Check the system's load and "
+                "what runs when a session starts: PAM session modules, root's shell and its startup files, a "
+                "ForceCommand in sshd_config.",
             )
         if stage == "authentication":
             return _failed(
@@ -670,6 +728,90 @@ def _shown(text: str) -> str:
     """Server-chosen text, cut to a length a report can show."""
     text = " ".join(text.split())
     return text if len(text) <= _SHOWN_LIMIT else text[: _SHOWN_LIMIT - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class _BannerRefused:
+    outcome: str
+    problem: str
+    heard: bytes
+    read: int
+
+
+class _BoundedBannerSocket(socket.socket):
+    """The connection as paramiko reads it, with what may come before the server's version line bounded.
+
+    paramiko reads the text lines before the version line, and the version line itself, without any bound on their
+    length: a server that sends an endless line would be read until the deadline, into memory. The same limits as
+    service/<port> apply here; past them the read fails and `refused` says why.
+    """
+
+    def __init__(self, family: int, kind: int, proto: int, fileno: int) -> None:
+        super().__init__(family, kind, proto, fileno)
+        self.refused: _BannerRefused | None = None
+        self._line = b""  # the line being read, up to one byte past the limit
+        self._read = 0
+        self._done = False
+
+    @classmethod
+    def adopt(cls, sock: socket.socket) -> _BoundedBannerSocket:
+        """`sock`'s connection, now read through the bound (`sock` itself is detached)."""
+        timeout = sock.gettimeout()
+        adopted = cls(sock.family, sock.type, sock.proto, sock.detach())
+        adopted.settimeout(timeout)
+        return adopted
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        if not self._done and data:
+            self._watch(data)
+        return data
+
+    def _watch(self, data: bytes) -> None:
+        start = 0
+        while not self._done:
+            end = data.find(b"\n", start)
+            piece = data[start:] if end < 0 else data[start : end + 1]
+            self._line += piece[: BANNER_LINE_LIMIT + 1 - len(self._line)]
+            self._read += len(piece)
+            self._check()
+            if end < 0:
+                return
+            self._done = self._line.startswith(b"SSH-")
+            self._line = b""
+            start = end + 1
+
+    def _check(self) -> None:
+        """Raise inside paramiko's banner read once the line or the bytes before the version line are too many."""
+        line = self._line.rstrip(b"\r\n")
+        if len(line) > BANNER_LINE_LIMIT and line.startswith(b"SSH-"):
+            self.refused = _BannerRefused(
+                "version-line-too-long",
+                f"the server's version line is longer than {BANNER_LINE_LIMIT} bytes (RFC 4253 allows 255)",
+                line,
+                self._read,
+            )
+        elif len(line) > BANNER_LINE_LIMIT:
+            self.refused = _BannerRefused(
+                "banner-flood",
+                f"a line longer than {BANNER_LINE_LIMIT} bytes before the SSH version line",
+                line,
+                self._read,
+            )
+        elif self._read > BANNER_BYTES_LIMIT:
+            self.refused = _BannerRefused(
+                "banner-flood",
+                f"no SSH version line within the first {BANNER_BYTES_LIMIT} bytes (a flood of text before it)",
+                line,
+                self._read,
+            )
+        if self.refused is not None:
+            raise OSError(self.refused.problem)
+
+
+def _version_shown(version: str) -> str:
+    """The server's version line as evidence: RFC 4253 allows it 255 characters, and no more are kept."""
+    return version if len(version) <= 255 else version[:254] + "…"
 
 
 def _shutdown(sock: socket.socket) -> None:
