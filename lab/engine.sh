@@ -7,15 +7,20 @@ lab_install_packages() {
     command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
     command -v ssh-keyscan >/dev/null 2>&1 || missing+=(openssh-client)
+    command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
     command -v nft >/dev/null 2>&1 || missing+=(nftables)
     command -v nmap >/dev/null 2>&1 || missing+=(nmap)
     command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+    command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v sshpass >/dev/null 2>&1 || missing+=(sshpass)
     # The queue tests start private redis-server processes of their own; Debian's package brings the binary.
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    # The deadline tests are run again with both cores busy (tests/test_deadline_slack.py).
+    command -v stress-ng >/dev/null 2>&1 || missing+=(stress-ng)
     if [ ${#missing[@]} -gt 0 ]; then
+        mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
         echo "lab: installing ${missing[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.lab import REPO
+from tests.requirements import need_tool
 
 # Without these, Chromium reaches out at start (updates, sync, field trials); this machine's network refuses it.
 QUIET_FLAGS = [
@@ -37,13 +35,7 @@ class PageVisit:
 
 
 def chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        message = "Debian's chromium is not installed (lab/engine.sh installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return need_tool("chromium", "chromium")
 
 
 @contextmanager

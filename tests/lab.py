@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from preflight.demo import certificates
+from tests.requirements import need
 
 # Ryuk's image cannot be pulled here; containers are removed by the fixtures instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -69,11 +69,7 @@ def docker_unavailable_reason() -> str | None:
 def require_lab() -> None:
     """Skip without Docker on a developer machine; in CI a missing lab is a failure, never a skip."""
     reason = docker_unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    need(reason is None, reason or "")
 
 
 @contextmanager

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-import pytest
-
-from tests.lab import LabTarget, require_lab
+from tests.lab import LabTarget
+from tests.requirements import need_tool
 
 
 def apply_ruleset(target: LabTarget, ruleset: str) -> None:
@@ -25,11 +23,7 @@ def apply_ruleset(target: LabTarget, ruleset: str) -> None:
 
 
 def require_nmap() -> str:
-    nmap = shutil.which("nmap")
-    if nmap is None:
-        require_lab()  # in CI, fails the same way a missing lab does
-        pytest.skip("nmap is not installed (lab/engine.sh installs it)")
-    return nmap
+    return need_tool("nmap", "nmap")
 
 
 def nmap_states(ip: str, ports: Sequence[int], scan_type: str) -> dict[int, tuple[str, str]]:

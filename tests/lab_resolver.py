@@ -16,9 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import pytest
-
 from tests.lab import Run, run_preflight
+from tests.requirements import need
 
 LAB_DOMAIN = "lab.test"
 RESOLV_CONF = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
@@ -41,11 +40,7 @@ def namespace_unavailable_reason() -> str | None:
 def require_lab_resolver() -> None:
     """Skip without root or unshare on a developer machine; in CI that is a failure, never a skip."""
     reason = namespace_unavailable_reason() or _local_dns_server_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    need(reason is None, reason or "")
 
 
 def _local_dns_server_reason() -> str | None:

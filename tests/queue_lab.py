@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,20 +13,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
+from tests.requirements import need_tool
 from tests.service_process import ServiceProcess, free_port
 
 START_SECONDS = 30.0
 
 
 def require_redis() -> str:
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is missing: scripts/test.sh installs it")
-        pytest.skip("redis-server is not installed (scripts/test.sh installs it)")
-    return server
+    return need_tool("redis-server", "redis-server")
 
 
 @dataclass

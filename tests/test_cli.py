@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 
 from tests.lab import SCHEMA
+from tests.requirements import need, needs_setpriv_as_root
 
 VALID = """\
 hosts:
@@ -122,8 +123,7 @@ def test_the_shipped_example_inventory_is_valid(tmp_path: Path) -> None:
 
 def test_console_script_and_module_print_the_same_version(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "preflight"
-    if not script.exists():
-        pytest.skip("the preflight console script is not installed next to this interpreter")
+    need(script.exists(), "the preflight console script is not installed next to this interpreter (pip install -e .)")
     by_module = _preflight("--version", cwd=tmp_path)
     by_script = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
 
@@ -368,7 +368,7 @@ def test_demo_out_that_cannot_be_a_folder_is_a_usage_error(tmp_path: Path) -> No
     assert completed.stderr == "preflight: error: demo --out afile/demo: cannot create the folder: Not a directory\n"
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to become nobody")
+@needs_setpriv_as_root
 def test_demo_where_it_cannot_write_says_so_without_naming_an_option_not_given() -> None:
     folder = Path(tempfile.mkdtemp(prefix="preflight-readonly-"))
     try:

@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from tests.lab import SCHEMA
+from tests.requirements import needs_setpriv_as_root
 
 
 def run_demo(folder: Path, command: list[str], as_nobody: bool = False) -> subprocess.CompletedProcess[str]:
@@ -67,7 +68,7 @@ def test_demo_writes_a_real_report_with_one_ready_and_one_misconfigured_host(tmp
     assert document["warnings"] == ["this is a demo: the targets were preflight's own servers on loopback"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to become nobody")
+@needs_setpriv_as_root
 def test_demo_needs_no_root(world_writable_folder: Path) -> None:
     completed = run_demo(world_writable_folder, [sys.executable, "-m", "preflight"], as_nobody=True)
 

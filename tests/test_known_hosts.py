@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import shutil
 import stat
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from preflight.known_hosts import (
     fingerprint_of,
     make_usable,
 )
+from tests.requirements import needs_ssh_keygen
 
 KEY = paramiko.ECDSAKey.generate()
 OTHER_KEY = paramiko.ECDSAKey.generate()
@@ -84,7 +84,7 @@ def test_a_known_host_presenting_another_key_type_counts_as_changed(tmp_path: Pa
     assert _verify(path, "[192.0.2.7]:2020") is HostKeyState.CHANGED
 
 
-@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="OpenSSH's ssh-keygen is not installed")
+@needs_ssh_keygen
 def test_ssh_keygen_finds_what_preflight_records(tmp_path: Path) -> None:
     path = tmp_path / "known_hosts"
     _verify(path, "[192.0.2.7]:2020")
@@ -97,7 +97,7 @@ def test_ssh_keygen_finds_what_preflight_records(tmp_path: Path) -> None:
         assert f"{name} {KEY_TYPE} {key.get_base64()}" in found
 
 
-@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="OpenSSH's ssh-keygen is not installed")
+@needs_ssh_keygen
 def test_hashed_entries_written_by_openssh_are_understood(tmp_path: Path) -> None:
     path = tmp_path / "known_hosts"
     path.write_text(entry_line("[192.0.2.7]:2020", KEY_TYPE, KEY.asbytes()) + "\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.lab import (
     run_preflight,
     write_inventory,
 )
+from tests.requirements import need_tool
 
 
 def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(
@@ -54,8 +54,7 @@ def test_ready_pbxware_target_passes_every_check_and_warns_on_private_address(
 
 
 def test_ssh_host_key_fingerprint_matches_ssh_keygen(tmp_path: Path, pbx_target: LabTarget) -> None:
-    if shutil.which("ssh-keyscan") is None:
-        pytest.skip("OpenSSH client tools are not installed")
+    need_tool("ssh-keyscan", "openssh-client")
     run = run_preflight(tmp_path, lab_inventory(tmp_path, pbx_target), lab_secrets(pbx_target), ["--only", "ssh-root"])
     evidence = run.check("lab", "ssh-root/2020")["evidence"]
     scanned = subprocess.run(

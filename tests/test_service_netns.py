@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.requirements import need
 from tests.service_process import ServiceProcess, host, running_service
 
 LAB = "198.18.77.10"
@@ -83,11 +84,7 @@ def namespace_unavailable_reason() -> str | None:
 @pytest.fixture(scope="module", autouse=True)
 def _root_and_tools() -> None:
     reason = namespace_unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    need(reason is None, reason or "")
 
 
 def ip(*args: str) -> None:

@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from preflight.service import schema
 from tests.browser import launched_chromium
 from tests.lab import LabTarget, new_secret
+from tests.requirements import need
 from tests.service_process import ServiceProcess, host, running_service
 from tests.test_service_browser import Served, check_id_of, fill_intake, keep, submit_intake, visit
 
@@ -82,10 +83,7 @@ def psql(sql: str, database: str = "postgres") -> str:
 @pytest.fixture(scope="module")
 def database() -> Iterator[Database]:
     reason = postgres_unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    need(reason is None, reason or "")
     port = online_port()
     assert port is not None
     suffix = secrets.token_hex(4)

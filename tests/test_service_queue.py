@@ -17,6 +17,7 @@ import pytest
 from tests.lab import LabTarget, lab_target, new_secret, require_lab
 from tests.lab_firewall import apply_ruleset
 from tests.queue_lab import redis_server, wait_for_vantages, workers
+from tests.requirements import need_root
 from tests.service_process import ServiceProcess, host, running_service, silent_listener
 
 # The two vantages' own addresses, on the lab's Docker bridge (Docker hands out addresses from .2 upwards).
@@ -25,10 +26,7 @@ SILENT_TARGET = "127.0.0.3"
 
 
 def require_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the vantage tests need root (network namespaces, nft); CI runs as root")
-        pytest.skip("the vantage tests need root (network namespaces, nft)")
+    need_root("the vantage tests make network namespaces and nft rules")
 
 
 def bridge_address() -> str:

@@ -21,11 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from preflight import cli, signing
+from tests.requirements import needs_ssh_keygen
 
 SSH_KEYGEN = shutil.which("ssh-keygen")
-needs_ssh_keygen = pytest.mark.skipif(
-    SSH_KEYGEN is None, reason="needs ssh-keygen from openssh-client (scripts/test.sh installs it)"
-)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ proves what happened on its side.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from tests.lab import (
     sshd_log_lines,
     write_inventory,
 )
+from tests.requirements import need_tool
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,7 @@ class Keys:
 
 
 def _ssh_keygen(*args: str) -> None:
-    if shutil.which("ssh-keygen") is None:
-        reason = "ssh-keygen is not installed (lab/engine.sh installs openssh-client)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)  # in CI a missing tool is a failure, never a skip
-        pytest.skip(reason)
+    need_tool("ssh-keygen", "openssh-client")
     subprocess.run(["ssh-keygen", "-q", *args], check=True, capture_output=True, timeout=30)
 
 

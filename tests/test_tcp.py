@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import pytest
 from scapy.layers.inet import IP, TCP
 
-from preflight.portscan import raw_sockets_allowed, scan
+from preflight.portscan import scan
 from preflight.portscan.syn import syn_packet
+from tests.requirements import needs_raw_sockets
 
-METHODS = ["connect", pytest.param("syn", marks=pytest.mark.skipif(not raw_sockets_allowed(), reason="needs root"))]
+METHODS = ["connect", pytest.param("syn", marks=needs_raw_sockets)]
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_port_with_no_listener_is_closed_with_reset_reason(method: str, closed_p
     assert (verdict.state, verdict.reason, verdict.method) == ("closed", "reset", method)
 
 
-@pytest.mark.skipif(not raw_sockets_allowed(), reason="needs root")
+@needs_raw_sockets
 def test_syn_scan_also_sends_an_icmp_echo_and_keeps_the_reply_as_evidence(listening_port: int) -> None:
     result = scan([("127.0.0.1", listening_port)], 5, "syn")
 

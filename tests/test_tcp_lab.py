@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from preflight.portscan import raw_sockets_allowed
 from tests.lab import LabTarget, lab_target, require_lab, run_preflight, write_inventory
 from tests.lab_firewall import apply_ruleset, nmap_states
+from tests.requirements import needs_raw_sockets
 
 RULESET = """
 table inet lab {
@@ -32,7 +32,7 @@ TRUTH = {
     2222: ("closed", "reset"),
 }
 NMAP_REASONS = {"icmp-unreachable": "admin-prohibited"}
-METHODS = ["connect", pytest.param("syn", marks=pytest.mark.skipif(not raw_sockets_allowed(), reason="needs root"))]
+METHODS = ["connect", pytest.param("syn", marks=needs_raw_sockets)]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_each_non_open_state_says_what_was_seen_and_how_to_fix_it(
         assert f"TCP {port}" in remediation and "forward" in remediation.lower()
 
 
-@pytest.mark.skipif(not raw_sockets_allowed(), reason="needs root")
+@needs_raw_sockets
 def test_syn_method_keeps_the_icmp_echo_reply_as_evidence_only(firewalled: LabTarget, tmp_path: Path) -> None:
     run = run_preflight(tmp_path, _inventory(tmp_path, firewalled), {}, ["--only", "tcp", "--tcp-method", "syn"])
 
@@ -101,8 +101,7 @@ def test_syn_method_keeps_the_icmp_echo_reply_as_evidence_only(firewalled: LabTa
     assert echo["replied"] is True and echo["rtt_ms"] >= 0
 
 
-@pytest.mark.parametrize("scan_type", ["-sT", pytest.param("-sS", marks=pytest.mark.skipif(
-    not raw_sockets_allowed(), reason="needs root"))])  # fmt: skip
+@pytest.mark.parametrize("scan_type", ["-sT", pytest.param("-sS", marks=needs_raw_sockets)])  # fmt: skip
 def test_nmap_sees_the_same_states_and_reasons(firewalled: LabTarget, tmp_path: Path, scan_type: str) -> None:
     run = run_preflight(tmp_path, _inventory(tmp_path, firewalled), {}, ["--only", "tcp"])
 
