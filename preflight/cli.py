@@ -9,26 +9,33 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from preflight import __version__, known_hosts, signing
-from preflight.inventory import Inventory, load_inventory
-from preflight.located_yaml import ConfigError
-from preflight.options import RunOptions
-from preflight.output_files import OutputError, check_writable, refuse_collisions, write_atomically
-from preflight.plan import build_plan
-from preflight.portscan import METHODS, raw_sockets_allowed
+# Only what parsing the command line needs is imported here: each command imports what it uses, so that
+# `preflight --version` or `validate` does not load the scanner, the reports, SSH or cryptography.
+from preflight import __version__
+from preflight.portscan.methods import METHODS
 from preflight.probes import registry
-from preflight.profiles import load_profiles
-from preflight.progress import progress_for
 from preflight.redaction import log_to_stderr
-from preflight.remote import RemoteError
-from preflight.render import html as html_report
-from preflight.render import json as json_report
-from preflight.render import junit as junit_report
-from preflight.runner import run_plan
 from preflight.service.commands import CommandError
 from preflight.service.commands import add_commands as add_service_commands
+
+if TYPE_CHECKING:
+    from preflight.inventory import Inventory
+    from preflight.plan import build_plan
+    from preflight.runner import run_plan
+else:
+    # Module attributes, so a test can replace them, that import the planner and runner only when a check runs.
+    def build_plan(*args: Any, **kwargs: Any) -> Any:
+        from preflight.plan import build_plan as build
+
+        return build(*args, **kwargs)
+
+    def run_plan(*args: Any, **kwargs: Any) -> Any:
+        from preflight.runner import run_plan as run
+
+        return run(*args, **kwargs)
+
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_TIMEOUT = 10.0
@@ -235,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_to_stderr(0, ())
     parser = build_parser()
     args = parser.parse_args(argv)
+    from preflight.located_yaml import ConfigError
+    from preflight.remote import RemoteError
+
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -269,6 +279,9 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
         from preflight.service import commands as service_commands
 
         return service_commands.run(args)
+    from preflight.inventory import load_inventory
+    from preflight.profiles import load_profiles
+
     profiles = load_profiles(known_checks=frozenset(registry()))
     inventory = load_inventory(args.inventory, profiles)
     exposure = inventory.exposure_warning()
@@ -278,13 +291,17 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     if args.command == "validate":
         print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
         return EXIT_READY
+    from preflight.output_files import write_atomically
+    from preflight.render import html as html_report
+    from preflight.render import junit as junit_report
+
     inventory = _select_hosts(inventory, args.host)
     if args.remote is not None:
         _refuse_remote_misuse(args)
     elif args.vantage:
         raise UsageError("--vantage: choosing a vantage needs --remote URL (a local run checks from this machine)")
-    # Report paths are checked before any probe is sent, so a bad path costs nothing and exits 2; the reports are
-    # written only at the end, whole, so an interrupted run leaves no part of one.
+    # Report paths are checked before any probe is sent, so a bad path costs nothing and exits 2; each report goes to
+    # a temporary file renamed into place only when the run ends well, so an interrupted run leaves no part of one.
     json_path = None if args.json in (None, "-") else Path(args.json)
     _prepare_outputs(
         [("the inventory", args.inventory), ("--known-hosts", args.known_hosts), ("--sign", args.sign)],
@@ -302,37 +319,20 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     human = sys.stderr if args.json == "-" else sys.stdout
     log_to_stderr(args.verbose, [secret for host in inventory.hosts for secret in host.secrets()])
 
-    signed_remotely: tuple[str, bytes] | None = None
-    if args.remote is not None:
-        document, signed_remotely = _check_remotely(args, inventory, human)
-        # A remote report is written as the service signed it, byte for byte, so its signature still verifies.
-        json_text = signed_remotely[0]
-    else:
-        options = RunOptions(
-            tcp_method=args.tcp_method, known_hosts=args.known_hosts, strict_host_keys=args.strict_host_keys
-        )
-        plans = build_plan(inventory, profiles, args.only, options)
-        if args.tcp_method == "syn" and not raw_sockets_allowed():
-            raise UsageError("--tcp-method syn needs raw sockets: run as root or grant CAP_NET_RAW, or use connect")
-        with progress_for(human, len(plans), args.quiet) as progress:
-            report = run_plan(
-                plans, timeout=args.timeout, concurrency=args.concurrency, on_host_done=progress.host_done
-            )
-            report = replace(report, warnings=warnings, inventory_sha256=inventory.sha256)
-        progress.finish(report)
-        document, json_text = json_report.to_document(report), json_report.render(report)
+    if args.remote is None:
+        return _check_locally(args, profiles, inventory, warnings, human, sign_json)
+    document, signed_remotely = _check_remotely(args, inventory, human)
+    # A remote report is written as the service signed it, byte for byte, so its signature still verifies.
+    json_text = signed_remotely[0]
     if args.json == "-":
         sys.stdout.write(json_text)
     if json_path is not None:
         write_atomically(json_path, json_text)
         if not args.quiet:
             print(f"JSON report: {args.json}", file=human)
-        if sign_json is not None:
-            sign_json(json_text)
-        if signed_remotely is not None:
-            write_atomically(Path(f"{json_path}.sig"), signed_remotely[1])
-            if not args.quiet:
-                print(f"Signature: {json_path}.sig (preflight verify {json_path} --key SERVICE.pub)", file=human)
+        write_atomically(Path(f"{json_path}.sig"), signed_remotely[1])
+        if not args.quiet:
+            print(f"Signature: {json_path}.sig (preflight verify {json_path} --key SERVICE.pub)", file=human)
     if args.html is not None:
         write_atomically(args.html, html_report.render_document(document))
         if not args.quiet:
@@ -345,7 +345,64 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     return EXIT_READY if document["summary"]["not_ready"] == 0 else EXIT_NOT_READY
 
 
+def _check_locally(
+    args: argparse.Namespace,
+    profiles: Mapping[str, Any],
+    inventory: Inventory,
+    warnings: tuple[str, ...],
+    human: TextIO,
+    sign_json: Callable[[bytes], None] | None,
+) -> int:
+    """Probe from this machine; each report is written as the hosts complete, and put in place once the run ends."""
+    from preflight.options import RunOptions
+    from preflight.plan import iter_plan
+    from preflight.portscan import raw_sockets_allowed
+    from preflight.progress import progress_for
+    from preflight.report_stream import RunReports
+    from preflight.runner import PlanRun
+
+    options = RunOptions(
+        tcp_method=args.tcp_method, known_hosts=args.known_hosts, strict_host_keys=args.strict_host_keys
+    )
+    if args.tcp_method == "syn" and not raw_sockets_allowed():
+        raise UsageError("--tcp-method syn needs raw sockets: run as root or grant CAP_NET_RAW, or use connect")
+    json_path = None if args.json in (None, "-") else Path(args.json)
+    # The HTML and JUnit reports are rendered from a spool of the hosts, kept beside them.
+    spool = next((path.parent for path in (args.html, args.junit) if path is not None), None)
+    with RunReports(json_path, sys.stdout if args.json == "-" else None, spool) as reports:
+        with progress_for(human, len(inventory.hosts), args.quiet) as progress:
+            run = PlanRun(
+                iter_plan(inventory, profiles, args.only, options),
+                timeout=args.timeout,
+                concurrency=args.concurrency,
+                on_host_done=progress.host_done,
+            )
+            summary = reports.write(
+                run, lambda: replace(run.summary(), warnings=warnings, inventory_sha256=inventory.sha256)
+            )
+        progress.finish(summary)
+        digest = reports.commit_json()
+        if json_path is not None and not args.quiet:
+            print(f"JSON report: {args.json}", file=human)
+        if sign_json is not None:
+            sign_json(digest)
+        if args.html is not None:
+            reports.write_html(args.html)
+            if not args.quiet:
+                print(f"HTML report: {args.html}", file=human)
+        if args.junit is not None:
+            reports.write_junit(args.junit)
+            if not args.quiet:
+                print(f"JUnit XML: {args.junit}", file=human)
+    return EXIT_READY if summary.not_ready_hosts == 0 else EXIT_NOT_READY
+
+
 def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
+    from preflight.output_files import OutputError, check_writable, write_atomically
+    from preflight.progress import progress_for
+    from preflight.render import html as html_report
+    from preflight.render import json as json_report
+
     folder = Path() if args.out is None else args.out
     if args.out is not None:
         try:
@@ -369,7 +426,7 @@ def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     print("preflight demo: an SSH server and an HTTPS Web GUI on loopback, and two demo hosts to check")
     with progress_for(sys.stdout, 2, quiet=False) as progress:
         report = run_demo(progress.host_done)
-    progress.finish(report)
+    progress.finish(report.summary)
     write_atomically(json_path, json_report.render(report))
     write_atomically(html_path, html_report.render(report))
     print(f"HTML report: {html_path.resolve()}")
@@ -378,6 +435,11 @@ def _demo(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
 
 
 def _render_saved(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
+    from preflight.output_files import write_atomically
+    from preflight.render import html as html_report
+    from preflight.render import json as json_report
+    from preflight.render import junit as junit_report
+
     if args.html is None and args.junit is None:
         raise UsageError("render: say what to write: --html PATH, --junit PATH, or both")
     _prepare_outputs([("the report", args.report)], [("--html", args.html), ("--junit", args.junit)])
@@ -392,6 +454,8 @@ def _render_saved(args: argparse.Namespace, outputs: contextlib.ExitStack) -> in
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from preflight import signing
+
     signature_path = args.signature or Path(f"{args.report}.sig")
     key_path = args.key or signing.public_key_path(signing.default_signing_key_path())
     if args.key is None and not key_path.exists():
@@ -418,7 +482,10 @@ def _read_input(path: Path) -> bytes:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _json_signer(args: argparse.Namespace, outputs: contextlib.ExitStack) -> Callable[[str], None]:
+def _json_signer(args: argparse.Namespace, outputs: contextlib.ExitStack) -> Callable[[bytes], None]:
+    from preflight import signing
+    from preflight.output_files import write_atomically
+
     if args.json in (None, "-"):
         raise UsageError("--sign needs --json PATH: the signature is over the bytes of that file")
     try:
@@ -428,9 +495,9 @@ def _json_signer(args: argparse.Namespace, outputs: contextlib.ExitStack) -> Cal
     signature_path = Path(f"{args.json}.sig")
     # Checked now by _prepare_outputs, written whole at the end, like the reports.
 
-    def sign_json(json_text: str) -> None:
-        # The JSON file is written as UTF-8 with no newline translation, so these are the bytes on disk.
-        write_atomically(signature_path, signing.sign(json_text.encode("utf-8"), key))
+    def sign_json(digest: bytes) -> None:
+        # The digest of the bytes written to the JSON file as it was streamed: the bytes on disk.
+        write_atomically(signature_path, signing.sign_digest(digest, key))
         if not args.quiet:
             print(f"Signature: {signature_path}")
 
@@ -439,6 +506,8 @@ def _json_signer(args: argparse.Namespace, outputs: contextlib.ExitStack) -> Cal
 
 def _prepare_outputs(inputs: Sequence[tuple[str, Path | None]], outputs: Sequence[tuple[str, Path | None]]) -> None:
     """Refuse, before anything runs, an output that would overwrite an input or another output, or cannot be written."""
+    from preflight.output_files import OutputError, check_writable, refuse_collisions
+
     given = [(option, path) for option, path in outputs if path is not None]
     try:
         refuse_collisions([(label, path) for label, path in inputs if path is not None], given)
@@ -449,6 +518,8 @@ def _prepare_outputs(inputs: Sequence[tuple[str, Path | None]], outputs: Sequenc
 
 
 def _check_known_hosts(path: Path) -> None:
+    from preflight import known_hosts
+
     try:
         known_hosts.make_usable(path)
     except OSError as exc:
@@ -472,6 +543,7 @@ def _check_remotely(
 ) -> tuple[Mapping[str, Any], tuple[str, bytes]]:
     """Hand the inventory to a preflight service and wait for its signed report; the terminal shows the same."""
     from preflight import vantages
+    from preflight.progress import progress_for
     from preflight.remote import check_remote, from_document
     from preflight.render import terminal
 
@@ -490,7 +562,7 @@ def _check_remotely(
         for host in report.hosts if report is not None else ():
             progress.host_done(host)
     if report is not None:
-        progress.finish(report)
+        progress.finish(report.summary)
     else:
         lines = terminal.document_lines(result.document)
         print("\n".join(lines[-1:] if args.quiet else lines), file=human)

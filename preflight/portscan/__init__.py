@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from preflight.portscan.connect import ConnectEngine
-from preflight.portscan.syn import SynEngine, raw_sockets_allowed
+from preflight.portscan.methods import METHODS, raw_sockets_allowed
 from preflight.portscan.verdict import EchoResult, Endpoint, IcmpError, PortVerdict
 
 __all__ = ["METHODS", "EchoResult", "Endpoint", "IcmpError", "PortVerdict", "ScanResult", "raw_sockets_allowed", "scan"]
 
-METHODS = ("auto", "syn", "connect")
 SYN_WINDOW = 2048
 CONNECT_WINDOW = 1024
 # After the kernel dropped answers meant for us, silent ports are probed again, fewer at a time on each pass.
@@ -43,6 +41,8 @@ def scan(endpoints: Sequence[Endpoint], timeout: float, method: str = "auto") ->
     if use_syn and ipv4:
         ports.update(_syn_scan(ipv4, timeout, echo))
     if by_connect:
+        from preflight.portscan.connect import ConnectEngine  # the engines load only when a scan runs
+
         engine = ConnectEngine(timeout, CONNECT_WINDOW)
         try:
             ports.update(engine.scan(by_connect))
@@ -54,6 +54,8 @@ def scan(endpoints: Sequence[Endpoint], timeout: float, method: str = "auto") ->
 def _syn_scan(
     endpoints: Sequence[Endpoint], timeout: float, echo: dict[str, EchoResult]
 ) -> dict[Endpoint, PortVerdict]:
+    from preflight.portscan.syn import SynEngine
+
     with SynEngine(timeout, SYN_WINDOW) as engine:
         ports = engine.scan(endpoints)
         echo.update(engine.echo)

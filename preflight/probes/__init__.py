@@ -14,14 +14,17 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-from preflight.deadline import Deadline
-from preflight.inventory import Host
-from preflight.model import Finding
-from preflight.profiles import Profile
-from preflight.target import Target
+# Types only: listing the kinds (as --help and --only do) must not load the inventory's models or any probe.
+if TYPE_CHECKING:
+    from preflight.deadline import Deadline
+    from preflight.inventory import Host
+    from preflight.model import Finding
+    from preflight.profiles import Profile
+    from preflight.target import Target
 
-BulkRun = Callable[[Sequence[Target], float], list[Finding]]
+BulkRun = Callable[[Sequence["Target"], float], list["Finding"]]
 
 
 @dataclass(frozen=True, slots=True)
