@@ -6,6 +6,7 @@ Both load here, for `preflight render`.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -65,20 +66,52 @@ def _check(check: CheckResult) -> dict[str, Any]:
 def load_document(path: Path) -> dict[str, Any]:
     """A saved report, checked against the schema; ConfigError (one line) if it is not one."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(
+            path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant
+        )
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: not a JSON report: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a JSON report: nested too deeply") from None
+    except ValueError as exc:
+        # Python's own limit on digits (sys.get_int_max_str_digits), a duplicate key, NaN or Infinity.
+        raise ConfigError(f"{path}: not a JSON report: {_shown(str(exc))}") from None
     import jsonschema  # only re-rendering a saved report needs it
 
     schema = json.loads((data_dir("reports") / "report.schema.json").read_text(encoding="utf-8"))
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(document))
+    # The first errors are enough to choose the best from: all of them, in a list of 10^6 bad items, take minutes.
+    errors = itertools.islice(jsonschema.Draft202012Validator(schema).iter_errors(document), 100)
+    error = jsonschema.exceptions.best_match(errors)
     if error is not None:
         where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
-        raise ConfigError(f"{path}: {where.lstrip('.') or 'top level'}: {error.message}")
+        raise ConfigError(f"{path}: {_shown(where.lstrip('.') or 'top level')}: {_shown(error.message)}")
     _refuse_contradictions(path, document)
     return dict(document)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Parsers disagree on which of two equal keys wins, so a report that has them means two things: refused.
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {_shown(json.dumps(key))}")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_SHOWN_LIMIT = 200
+
+
+def _shown(text: str) -> str:
+    """A message about the file cut to one readable line: jsonschema's messages quote the value, however large."""
+    text = " ".join(text.split())
+    return text if len(text) <= _SHOWN_LIMIT else text[: _SHOWN_LIMIT - 1] + "…"
 
 
 def _refuse_contradictions(path: Path, document: Mapping[str, Any]) -> None:
