@@ -17,7 +17,7 @@ import struct
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import cast
+from typing import NamedTuple, cast
 
 from preflight.portscan.engine import Answer, ScanEngine
 from preflight.portscan.verdict import EchoResult, Endpoint, IcmpError, PortVerdict
@@ -52,15 +52,6 @@ _QUOTED_TCP = struct.Struct("!HHI")
 _ECHO_ID = struct.Struct("!H")
 _TIMESTAMP = struct.Struct("=qq")
 _DROPS = struct.Struct("=I")
-
-
-def raw_sockets_allowed() -> bool:
-    """Whether this process may send raw packets (root, or CAP_NET_RAW)."""
-    try:
-        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).close()
-    except PermissionError:
-        return False
-    return True
 
 
 def checksum(data: bytes) -> int:
@@ -106,6 +97,40 @@ def echo_request(echo_id: int) -> bytes:
     """An ICMP echo request with preflight's payload."""
     unsummed = struct.pack("!BBHHH", _ICMP_ECHO_REQUEST, 0, 0, echo_id, 1) + _ECHO_PAYLOAD
     return unsummed[:2] + struct.pack("!H", checksum(unsummed)) + unsummed[4:]
+
+
+class QuotedProbe(NamedTuple):
+    """What an ICMP destination unreachable says about the TCP probe it quotes."""
+
+    code: int
+    sender: str
+    source_port: int
+    ip: str
+    port: int
+    sequence: int
+
+
+def unreachable_probe(packet: bytes | bytearray, size: int) -> QuotedProbe | None:
+    """The TCP probe an ICMP destination unreachable (an IPv4 packet of `size` bytes) quotes; None for anything else."""
+    header_length = (packet[0] & 0x0F) * 4
+    if size < header_length + 8 or packet[header_length] != _ICMP_UNREACHABLE:
+        return None
+    # The error quotes our probe: its IP header, then at least the first 8 bytes of its TCP header (RFC 792).
+    quoted = header_length + 8
+    if size < quoted + 20 or packet[quoted + 9] != socket.IPPROTO_TCP:
+        return None
+    quoted_tcp = quoted + (packet[quoted] & 0x0F) * 4
+    if size < quoted_tcp + _QUOTED_TCP.size:
+        return None
+    source_port, port, sequence = _QUOTED_TCP.unpack_from(packet, quoted_tcp)
+    return QuotedProbe(
+        code=packet[header_length + 1],
+        sender=socket.inet_ntoa(packet[12:16]),
+        source_port=source_port,
+        ip=socket.inet_ntoa(packet[quoted + 16 : quoted + 20]),
+        port=port,
+        sequence=sequence,
+    )
 
 
 class SynEngine(ScanEngine):
@@ -273,27 +298,17 @@ class SynEngine(ScanEngine):
         header_length = (packet[0] & 0x0F) * 4
         if size < header_length + 8:
             return None
-        icmp_type, code = packet[header_length], packet[header_length + 1]
-        if icmp_type == _ICMP_ECHO_REPLY:
+        if packet[header_length] == _ICMP_ECHO_REPLY:
             echo_id = _ECHO_ID.unpack_from(packet, header_length + 4)[0]
             self._record_echo(socket.inet_ntoa(packet[12:16]), echo_id, received_at)
             return None
-        if icmp_type != _ICMP_UNREACHABLE:
+        quoted = unreachable_probe(packet, size)
+        if quoted is None or quoted.source_port != self.source_port:
             return None
-        # The error quotes our probe: its IP header, then at least the first 8 bytes of its TCP header (RFC 792).
-        quoted = header_length + 8
-        if size < quoted + 20 or packet[quoted + 9] != socket.IPPROTO_TCP:
+        endpoint = (quoted.ip, quoted.port)
+        if not self.in_flight(endpoint) or quoted.sequence != self._sequences.get(endpoint):
             return None
-        quoted_tcp = quoted + (packet[quoted] & 0x0F) * 4
-        if size < quoted_tcp + _QUOTED_TCP.size:
-            return None
-        source_port, port, sequence = _QUOTED_TCP.unpack_from(packet, quoted_tcp)
-        if source_port != self.source_port:
-            return None
-        endpoint = (socket.inet_ntoa(packet[quoted + 16 : quoted + 20]), port)
-        if not self.in_flight(endpoint) or sequence != self._sequences.get(endpoint):
-            return None
-        icmp_error = IcmpError.unreachable(code, socket.inet_ntoa(packet[12:16]))
+        icmp_error = IcmpError.unreachable(quoted.code, quoted.sender)
         return endpoint, Answer("filtered", "icmp-unreachable", icmp_error, self._rtt(endpoint, received_at))
 
     def _record_echo(self, ip: str, echo_id: int, received_at: float | None) -> None:
