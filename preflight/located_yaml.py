@@ -32,7 +32,8 @@ class ConfigErrors(ConfigError):
 
 def raise_all(file_name: str, problems: Iterable[tuple[int, str]]) -> None:
     """Raise ConfigErrors for `(line, text)` problems, sorted by line and capped; do nothing when there are none."""
-    ordered = sorted(set(problems), key=lambda problem: problem[0])
+    # Each once, by line; errors on one line (a flow list) keep the order they were found in, the file's.
+    ordered = sorted(dict.fromkeys(problems), key=lambda problem: problem[0])
     if not ordered:
         return
     lines = [text for _, text in ordered[:MAX_REPORTED_ERRORS]]
@@ -85,13 +86,17 @@ def format_loc(loc: Iterable[str | int]) -> str:
 
 
 MAX_VALUES = 1_000_000
+# Beyond this size, a file is counted before it is composed: every value costs memory, even in a file too small to
+# be refused for its size (`[1,1,1,...]` of 6 MB composed to 3 million nodes takes 1 GB and 20 s).
+_COUNT_FIRST_BYTES = 1_000_000
+MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 def load_located(path: Path, text: str | None = None) -> LocatedDocument:
     """Parse one YAML file (or `text`, named `path` in errors), rejecting what PyYAML would silently accept."""
     try:
         if text is None:
-            text = path.read_text(encoding="utf-8")
+            text = _read_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -104,18 +109,47 @@ def load_located(path: Path, text: str | None = None) -> LocatedDocument:
         # Blank, even with tabs (which PyYAML would call a syntax error): empty, like a file of only comments.
         return LocatedDocument(path, None, {})
     try:
+        if len(text) > _COUNT_FIRST_BYTES:
+            _refuse_too_many_values(text, path)
         node = _compose(text)
         lines: dict[Loc, int] = {}
         value = None if node is None else _to_python(node, (), lines, path, yaml.constructor.SafeConstructor())
         commented = frozenset() if node is None else _cut_by_comment(node, text.splitlines())
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_syntax_message(path, exc)) from None
+    except yaml.reader.ReaderError as exc:
+        # Its text runs over two lines and names a position in characters; the user needs the line.
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        problem = f"unacceptable character #x{code:04x}: control characters such as NUL are not allowed"
+        raise ConfigError(f"{path.name}:{line}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}:1: YAML syntax error: {exc}") from None
+        raise ConfigError(f"{path.name}:1: YAML syntax error: {' '.join(str(exc).split())}") from None
     except RecursionError:
         problem = "nested too deeply, or an alias (*name) is used inside its own value"
         raise ConfigError(f"{path.name}:1: top level: {problem}") from None
     return LocatedDocument(path, value, lines, commented)
+
+
+def _read_text(path: Path) -> str:
+    with path.open("rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path.name}:1: top level: the file is larger than {MAX_FILE_BYTES // 2**20} MB")
+    return data.decode("utf-8")
+
+
+def _refuse_too_many_values(text: str, path: Path) -> None:
+    """Count the values (aliases once each) before any is built; a syntax error is left to the parse that follows."""
+    fast_loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    count = 0
+    try:
+        for event in yaml.parse(text, Loader=fast_loader):
+            count += isinstance(event, yaml.NodeEvent)
+            if count > MAX_VALUES:
+                raise ConfigError(f"{path.name}:1: top level: the file holds more than {MAX_VALUES} values")
+    except yaml.YAMLError:
+        return
 
 
 _COMMENT_AFTER = re.compile(r"\s+#")
