@@ -170,7 +170,9 @@ class ScanEngine(ABC):
         if probe is None:
             return
         last_chance = probe.first_sent + self.timeout
-        expires = min(probe.sent_at + self.timing.timeout(endpoint[0], probe.attempt), last_chance)
+        # Each probe leaves in its share of `timeout`, so even a short --timeout sends the retry before `filtered`.
+        own_share = probe.first_sent + self.timeout * (probe.attempt + 1) / PROBES_PER_PORT
+        expires = min(probe.sent_at + self.timing.timeout(endpoint[0], probe.attempt), own_share)
         if expires > now:
             # What the host's answers taught us says to wait longer than first thought. A host that has not answered
             # yet is looked at again soon: its first answers may arrive any moment and shorten the wait.
