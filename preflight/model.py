@@ -56,6 +56,25 @@ class HostReport:
 
 
 @dataclass(frozen=True, slots=True)
+class RunSummary:
+    """A run without its hosts' results: what a report says around them, whole once the last host is done."""
+
+    tool_version: str
+    started_at: str
+    finished_at: str
+    prober_hostname: str
+    prober_addresses: tuple[str, ...]
+    host_count: int
+    ready_hosts: int
+    warnings: tuple[str, ...] = ()
+    inventory_sha256: str | None = None
+
+    @property
+    def not_ready_hosts(self) -> int:
+        return self.host_count - self.ready_hosts
+
+
+@dataclass(frozen=True, slots=True)
 class RunReport:
     tool_version: str
     started_at: str
@@ -74,3 +93,18 @@ class RunReport:
     @property
     def ready(self) -> bool:
         return all(host.ready for host in self.hosts)
+
+    @property
+    def summary(self) -> RunSummary:
+        """The run around its hosts, as a report streamed host by host has it."""
+        return RunSummary(
+            tool_version=self.tool_version,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            prober_hostname=self.prober_hostname,
+            prober_addresses=self.prober_addresses,
+            host_count=len(self.hosts),
+            ready_hosts=self.ready_hosts,
+            warnings=self.warnings,
+            inventory_sha256=self.inventory_sha256,
+        )

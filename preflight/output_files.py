@@ -61,21 +61,63 @@ def write_atomically(path: Path, content: str | bytes) -> None:
 
     A reader, or a run cut short, sees the old file or the new one, never a part of either.
     """
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    mode = _mode_for(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
+    with AtomicFile(path) as file:
+        file.write(content)
+
+
+class AtomicFile:
+    """A file written piece by piece beside `path` and renamed over it only when the `with` block ends well.
+
+    As `write_atomically`, for a report too large to hold whole: a failure or an interrupt part way (a full disk, a
+    Ctrl-C) removes the temporary file and leaves whatever was at `path` as it was.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mode = _mode_for(path)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        self._temporary = Path(temporary)
+        self._file = os.fdopen(descriptor, "wb")
+        self._done = False
+
+    def write(self, content: str | bytes) -> None:
+        """Append `content` (text as UTF-8, with no newline translation)."""
+        self._file.write(content.encode("utf-8") if isinstance(content, str) else content)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def commit(self) -> None:
+        """Sync what was written and put it in place of `path`."""
+        if self._done:
+            return
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.chmod(self._temporary, self._mode)
+            os.replace(self._temporary, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        self._done = True
+        _sync_directory(self.path.parent)
+
+    def discard(self) -> None:
+        """Remove the temporary file; `path` keeps what it had."""
+        if self._done:
+            return
+        self._done = True
         with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _sync_directory(path.parent)
+            self._file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._temporary)
 
 
 def _mode_for(path: Path) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from preflight.inventory import Host, Inventory
@@ -25,18 +25,27 @@ def build_plan(
     options: RunOptions | None = None,
 ) -> list[HostPlan]:
     """The checks each host's profile asks for, narrowed to the kinds in `only` when it is given."""
+    return list(iter_plan(inventory, profiles, only, options))
+
+
+def iter_plan(
+    inventory: Inventory,
+    profiles: Mapping[str, Profile],
+    only: Collection[str] = (),
+    options: RunOptions | None = None,
+) -> Iterator[HostPlan]:
+    """As `build_plan`, one host at a time, so a run of many hosts holds only the plans it is working on."""
     probes = registry()
-    plans = []
+    chosen = options or RunOptions()
     for host in inventory.hosts:
         product = profiles[host.product]
         # The product's own checks, then those of each add-on the host names (`profiles: [voip]`), in its order.
         selected = [product, *(addon for name in host.profiles if (addon := product.addon(name)) is not None)]
         targets = [
-            replace(target, options=options or RunOptions())
+            replace(target, options=chosen)
             for profile in selected
             for kind in profile.checks
             if not only or kind in only
             for target in probes[kind].plan(host, profile)
         ]
-        plans.append(HostPlan(host, tuple(targets)))
-    return plans
+        yield HostPlan(host, tuple(targets))

@@ -6,9 +6,10 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TextIO
 
-from preflight.model import HostReport, RunReport
+from preflight.model import HostReport, RunSummary
 from preflight.render import terminal
 
 
@@ -26,8 +27,8 @@ class PlainProgress:
         with self._lock:
             print("\n".join(terminal.host_lines(host)), file=self._stream, flush=True)
 
-    def finish(self, report: RunReport) -> None:
-        print(terminal.summary_line(report), file=self._stream, flush=True)
+    def finish(self, summary: RunSummary) -> None:
+        print(terminal.summary_line(summary), file=self._stream, flush=True)
 
 
 class LiveProgress:
@@ -50,6 +51,8 @@ class LiveProgress:
         )
         self._task = self._progress.add_task("hosts", total=hosts, not_ready=0)
         self._not_ready = 0
+        # What the table and the fixes under it show of each host: no evidence but which check a skip waited for.
+        self._hosts: list[HostReport] = []
         self._lock = threading.Lock()
 
     @contextmanager
@@ -60,11 +63,21 @@ class LiveProgress:
     def host_done(self, host: HostReport) -> None:
         with self._lock:
             self._not_ready += not host.ready
+            self._hosts.append(_shown(host))
             self._progress.update(self._task, advance=1, not_ready=self._not_ready)
 
-    def finish(self, report: RunReport) -> None:
-        self._console.print(terminal.summary_table(report))
-        self._console.print(terminal.fixes(report))
+    def finish(self, summary: RunSummary) -> None:
+        self._console.print(terminal.summary_table(summary, self._hosts))
+        self._console.print(terminal.fixes(self._hosts))
+
+
+def _shown(host: HostReport) -> HostReport:
+    """The host as the terminal shows it: evidence kept only where it names the check a skip waited for."""
+    checks = tuple(
+        replace(check, evidence={"needs": check.evidence["needs"]} if "needs" in check.evidence else {})
+        for check in host.checks
+    )
+    return replace(host, checks=checks)
 
 
 @contextmanager

@@ -6,14 +6,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from preflight import __version__
 from preflight.deadline import Deadline
-from preflight.model import CheckResult, Finding, HostReport, RunReport, Status
+from preflight.model import CheckResult, Finding, HostReport, RunReport, RunSummary, Status
 from preflight.plan import HostPlan
 from preflight.probes import BulkRun, registry
 from preflight.redaction import redact
@@ -32,47 +32,121 @@ ERROR_REMEDIATION = (
 )
 
 
+# The hosts whose results are held at once: the bulk checks (the port scan) run over this many hosts at a time, and
+# a run of 100,000 hosts holds this many hosts' results, not every host's.
+HOSTS_PER_BATCH = 4096
+
+
 def run_plan(
-    plans: Sequence[HostPlan],
+    plans: Iterable[HostPlan],
     timeout: float,
     concurrency: int,
     on_host_done: Callable[[HostReport], None] | None = None,
     on_check_done: CheckDone | None = None,
     resolutions: Mapping[str, Resolution] | None = None,
 ) -> RunReport:
-    """Check every host and gather the results into one report.
+    """Check every host and gather the results into one report (see PlanRun; for runs small enough to hold whole)."""
+    run = PlanRun(plans, timeout, concurrency, on_host_done, on_check_done, resolutions)
+    hosts = tuple(run)
+    done = run.summary()
+    return RunReport(
+        done.tool_version, done.started_at, done.finished_at, done.prober_hostname, done.prober_addresses, hosts
+    )
+
+
+class PlanRun:
+    """A run of the plan whose host reports arrive one at a time, in the plan's order, as they complete.
 
     Every host is resolved first, unless `resolutions` already holds its name's addresses (the service resolves
     once, judges the addresses, and pins them, so a DNS answer cannot change between its policy and the probes).
-    Kinds of check that work in bulk (tcp) then run once for the whole run; the rest run host by host,
-    `concurrency` hosts at a time, each check waiting for the one it needs.
+    Kinds of check that work in bulk (tcp) then run once for a batch of up to `hosts_per_batch` hosts; the rest run
+    host by host, `concurrency` hosts at a time, each check waiting for the one it needs. The plans are read one
+    batch at a time and a host's results are let go once it is handed on, so memory follows the batch, not the run.
+    Iterate it once; `summary()` then tells about the whole run.
     """
-    started_at = _utc_now()
-    pinned = resolutions or {}
-    with _DaemonPool(max(1, concurrency)) as pool:
-        resolved = list(pool.map(lambda plan: _resolved(plan, timeout, pinned.get(plan.host.name)), plans))
+
+    def __init__(
+        self,
+        plans: Iterable[HostPlan],
+        timeout: float,
+        concurrency: int,
+        on_host_done: Callable[[HostReport], None] | None = None,
+        on_check_done: CheckDone | None = None,
+        resolutions: Mapping[str, Resolution] | None = None,
+        hosts_per_batch: int = HOSTS_PER_BATCH,
+    ) -> None:
+        self._plans = plans
+        self._timeout = timeout
+        self._concurrency = max(1, concurrency)
+        self._on_host_done = on_host_done
+        self._on_check_done = on_check_done
+        self._pinned = resolutions or {}
+        self._hosts_per_batch = max(1, hosts_per_batch)
+        self.started_at = _utc_now()
+        self._finished_at: str | None = None
+        self._hosts = 0
+        self._ready = 0
+        self._sources: set[str] = set()
+
+    def __iter__(self) -> Iterator[HostReport]:
+        with _DaemonPool(self._concurrency) as pool:
+            for batch in _batches(self._plans, self._hosts_per_batch):
+                for report in self._run_batch(pool, batch):
+                    self._count(report)
+                    yield report
+        self._finished_at = _utc_now()
+
+    def _run_batch(self, pool: _DaemonPool, batch: list[HostPlan]) -> Iterator[HostReport]:
+        pinned, timeout = self._pinned, self._timeout
+        resolved = pool.map(lambda plan: _resolved(plan, timeout, pinned.get(plan.host.name)), batch)
         done = _run_in_bulk(resolved, timeout)
-        if on_check_done is not None:
+        if self._on_check_done is not None:
             for host, results in zip(resolved, done, strict=True):
                 for result in results.values():
-                    on_check_done(host.plan.host.name, result)
+                    self._on_check_done(host.plan.host.name, result)
 
         def check_and_report(index: int) -> HostReport:
-            report = check_host(resolved[index], timeout, done[index], on_check_done)
-            if on_host_done is not None:
-                on_host_done(report)
+            report = check_host(resolved[index], timeout, done[index], self._on_check_done)
+            # Its results live on only in the report, which is let go once the caller has it.
+            done[index] = {}
+            if self._on_host_done is not None:
+                self._on_host_done(report)
             return report
 
-        hosts = tuple(pool.map(check_and_report, range(len(resolved))))
-    sources = {source_address(host.ip) for host in hosts if host.ip}
-    return RunReport(
-        tool_version=__version__,
-        started_at=started_at,
-        finished_at=_utc_now(),
-        prober_hostname=socket.gethostname(),
-        prober_addresses=tuple(sorted(address for address in sources if address)),
-        hosts=hosts,
-    )
+        yield from pool.imap(check_and_report, range(len(resolved)))
+
+    def _count(self, report: HostReport) -> None:
+        self._hosts += 1
+        self._ready += report.ready
+        if report.ip:
+            source = source_address(report.ip)
+            if source:
+                self._sources.add(source)
+
+    def summary(self) -> RunSummary:
+        """The run around its hosts: when it ran, from where, how many hosts are ready. Once every host is out."""
+        if self._finished_at is None:
+            raise RuntimeError("the run is not over: iterate it to the end first")
+        return RunSummary(
+            tool_version=__version__,
+            started_at=self.started_at,
+            finished_at=self._finished_at,
+            prober_hostname=socket.gethostname(),
+            prober_addresses=tuple(sorted(self._sources)),
+            host_count=self._hosts,
+            ready_hosts=self._ready,
+        )
+
+
+def _batches(plans: Iterable[HostPlan], size: int) -> Iterator[list[HostPlan]]:
+    batch: list[HostPlan] = []
+    for plan in plans:
+        batch.append(plan)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 _In = TypeVar("_In")
@@ -100,44 +174,48 @@ class _DaemonPool:
 
     def map(self, work: Callable[[_In], _Out], items: Iterable[_In]) -> list[_Out]:
         """`work` of each item, in order; the first exception a work item raises is raised here."""
+        return list(self.imap(work, items))
+
+    def imap(self, work: Callable[[_In], _Out], items: Iterable[_In]) -> Iterator[_Out]:
+        """`work` of each item, handed on in order as soon as it and every item before it are done."""
         pending = list(enumerate(items))
+        pending.reverse()  # popped from the end, so taken in order
         results: dict[int, _Out] = {}
         failures: list[BaseException] = []
-        lock = threading.Lock()
-        finished = threading.Event()
+        ready = threading.Condition()
 
         def serve() -> None:
             while not self._stop.is_set():
-                with lock:
+                with ready:
                     if not pending:
                         return
-                    index, item = pending.pop(0)
+                    index, item = pending.pop()
                 try:
                     result = work(item)
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which raises it
-                    failures.append(exc)
-                    finished.set()
+                    with ready:
+                        failures.append(exc)
+                        ready.notify()
                     return
-                with lock:
+                with ready:
                     results[index] = result
-                    if not pending and len(results) == count:
-                        finished.set()
+                    ready.notify()
 
         count = len(pending)
-        if count == 0:
-            return []
         for number in range(min(self._workers, count)):
             threading.Thread(target=serve, daemon=True, name=f"host-{number}").start()
         try:
-            while not finished.wait(_WAIT_SLICE_SECONDS):
-                pass
+            for index in range(count):
+                with ready:
+                    while index not in results and not failures:
+                        ready.wait(_WAIT_SLICE_SECONDS)
+                    if failures:
+                        raise failures[0]
+                    result = results.pop(index)
+                yield result
         except BaseException:
             self._stop.set()
             raise
-        if failures:
-            self._stop.set()
-            raise failures[0]
-        return [results[index] for index in range(count)]
 
 
 @dataclass(frozen=True, slots=True)

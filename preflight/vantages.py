@@ -7,9 +7,10 @@ several is version "2": per host, one result set per vantage, and a verdict that
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+
+from preflight.render.json import write_document
 
 SCHEMA_VERSION_MULTI = "2"
 NOT_READY_STATUSES = ("fail", "error")
@@ -178,42 +179,40 @@ def stream_combined(
 ) -> dict[str, int]:
     """Write the report of `vantages` by `batch_count` batches as JSON, holding one batch per vantage at a time.
 
-    The document is the one `combine(merge_batches(...))` would make (its keys in another order: the hosts come
-    first, so nothing about them has to be known before they are written). Returns its summary.
+    The document is the one `combine(merge_batches(...))` would make, written by `write_document` (hosts first, so
+    nothing about them has to be known before they are written). Returns its summary.
     """
     multi = len(vantages) > 1
     headers: dict[str, list[dict[str, Any]]] = {name: [] for name in vantages}
     ready = dict.fromkeys(vantages, 0)
     counts = {"hosts": 0, "ready": 0}
-    write(f'{{\n  "schema_version": "{SCHEMA_VERSION_MULTI if multi else "1"}",\n  "hosts": [')
-    first_host = True
-    for batch in range(batch_count):
-        documents = [(name, load(name, batch)) for name in vantages]
-        for name, document in documents:
-            headers[name].append({**document, "hosts": []})
-            ready[name] += sum(1 for host in document["hosts"] if host["ready"])
-        hosts = combine(documents)["hosts"] if multi else documents[0][1]["hosts"]
-        for host in hosts:
-            write(("\n" if first_host else ",\n") + _indented(host, 4))
-            first_host = False
-            counts["hosts"] += 1
-            counts["ready"] += bool(host["ready"])
-        del documents, hosts
-    summary = {"hosts": counts["hosts"], "ready": counts["ready"], "not_ready": counts["hosts"] - counts["ready"]}
-    merged = [(name, merge_batches(headers[name])) for name in vantages]
-    rest = combine(merged, inventory_sha256)
-    rest.pop("hosts")
-    rest.pop("schema_version")
-    rest["summary"] = summary
-    for vantage in rest.get("vantages", []):
-        vantage["summary"] = {"hosts": counts["hosts"], "ready": ready[vantage["name"]],
-                              "not_ready": counts["hosts"] - ready[vantage["name"]]}
-    body = json.dumps(rest, indent=2, ensure_ascii=False)
-    write(("\n  ],\n" if not first_host else "],\n") + body[2:])
-    write("\n")
-    return summary
+
+    def hosts() -> Iterator[Mapping[str, Any]]:
+        for batch in range(batch_count):
+            documents = [(name, load(name, batch)) for name in vantages]
+            for name, document in documents:
+                headers[name].append({**document, "hosts": []})
+                ready[name] += sum(1 for host in document["hosts"] if host["ready"])
+            batch_hosts = combine(documents)["hosts"] if multi else documents[0][1]["hosts"]
+            del documents
+            for host in batch_hosts:
+                counts["hosts"] += 1
+                counts["ready"] += bool(host["ready"])
+                yield host
+
+    def rest() -> dict[str, Any]:
+        merged = [(name, merge_batches(headers[name])) for name in vantages]
+        fields = combine(merged, inventory_sha256)
+        fields.pop("hosts")
+        fields.pop("schema_version")
+        fields["summary"] = _counted(counts["hosts"], counts["ready"])
+        for vantage in fields.get("vantages", []):
+            vantage["summary"] = _counted(counts["hosts"], ready[vantage["name"]])
+        return fields
+
+    write_document(write, SCHEMA_VERSION_MULTI if multi else "1", hosts(), rest)
+    return _counted(counts["hosts"], counts["ready"])
 
 
-def _indented(value: Any, spaces: int) -> str:
-    pad = " " * spaces
-    return pad + json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + pad)
+def _counted(hosts: int, ready: int) -> dict[str, int]:
+    return {"hosts": hosts, "ready": ready, "not_ready": hosts - ready}

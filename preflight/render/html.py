@@ -8,7 +8,7 @@ the same "what to fix" list for each vantage the host is not ready from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from preflight import vantages
@@ -26,6 +26,15 @@ def render(report: RunReport) -> str:
 
 def render_document(document: Mapping[str, Any]) -> str:
     """The page for a report document (the JSON contract), so a saved report renders the same way."""
+    return "".join(generate(document, lambda: document["hosts"]))
+
+
+def generate(report: Mapping[str, Any], hosts: Callable[[], Iterable[Mapping[str, Any]]]) -> Iterator[str]:
+    """The page piece by piece, for a report of any size: `report` is the document (its hosts are not read), and
+    each call of `hosts` reads its hosts again from the first, as a spool on disk can; one host is held at a time.
+
+    The page lists hosts that are not ready first, so it reads them twice: in the list of verdicts, then in detail.
+    """
     import jinja2  # loaded only when an HTML report is asked for
 
     environment = jinja2.Environment(
@@ -34,14 +43,29 @@ def render_document(document: Mapping[str, Any]) -> str:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["evidence_kind"] = evidence_kind
-    hosts = sorted(document["hosts"], key=lambda host: bool(host["ready"]))
-    multi = vantages.is_multi(document)
-    return environment.get_template(TEMPLATE).render(
-        report=document,
-        hosts=[multi_host_view(host) if multi else host_view(host) for host in hosts],
-        ready=all(h["ready"] for h in hosts),
+    multi = vantages.is_multi(report)
+    return environment.get_template(TEMPLATE).generate(
+        report=report,
+        hosts=_HostViews(hosts, multi_host_view if multi else host_view),
+        ready=report["summary"]["not_ready"] == 0,
         multi=multi,
     )
+
+
+class _HostViews:
+    """The hosts as the page shows them, not ready first (else in report order), read afresh each time."""
+
+    def __init__(
+        self, hosts: Callable[[], Iterable[Mapping[str, Any]]], view: Callable[[Mapping[str, Any]], dict[str, Any]]
+    ) -> None:
+        self._hosts = hosts
+        self._view = view
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for ready in (False, True):
+            for host in self._hosts():
+                if bool(host["ready"]) is ready:
+                    yield self._view(host)
 
 
 def host_view(host: Mapping[str, Any]) -> dict[str, Any]:

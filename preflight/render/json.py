@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from preflight.located_yaml import ConfigError
-from preflight.model import NOT_READY, CheckResult, HostReport, RunReport, Status
+from preflight.model import NOT_READY, CheckResult, HostReport, RunReport, RunSummary, Status
 from preflight.resources import data_dir
 
 SCHEMA_VERSION = "1"
@@ -23,22 +23,30 @@ def to_document(report: RunReport) -> dict[str, Any]:
     """The report as plain data, in the shape the schema describes."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "preflight", "version": report.tool_version},
-        "started_at": report.started_at,
-        "finished_at": report.finished_at,
-        "prober": {"hostname": report.prober_hostname, "addresses": list(report.prober_addresses)},
-        "summary": {
-            "hosts": len(report.hosts),
-            "ready": report.ready_hosts,
-            "not_ready": len(report.hosts) - report.ready_hosts,
-        },
-        "hosts": [_host(host) for host in report.hosts],
-        "warnings": list(report.warnings),
-        **({"inventory_sha256": report.inventory_sha256} if report.inventory_sha256 else {}),
+        **run_fields(report.summary),
+        "hosts": [host_document(host) for host in report.hosts],
     }
 
 
-def _host(host: HostReport) -> dict[str, Any]:
+def run_fields(summary: RunSummary) -> dict[str, Any]:
+    """Every key of the report but its schema version and its hosts: what a streamed report writes after them."""
+    return {
+        "tool": {"name": "preflight", "version": summary.tool_version},
+        "started_at": summary.started_at,
+        "finished_at": summary.finished_at,
+        "prober": {"hostname": summary.prober_hostname, "addresses": list(summary.prober_addresses)},
+        "summary": {
+            "hosts": summary.host_count,
+            "ready": summary.ready_hosts,
+            "not_ready": summary.not_ready_hosts,
+        },
+        "warnings": list(summary.warnings),
+        **({"inventory_sha256": summary.inventory_sha256} if summary.inventory_sha256 else {}),
+    }
+
+
+def host_document(host: HostReport) -> dict[str, Any]:
+    """One host of the report, as plain data."""
     return {
         "name": host.name,
         "product": host.product,
@@ -47,6 +55,44 @@ def _host(host: HostReport) -> dict[str, Any]:
         "ready": host.ready,
         "checks": [_check(check) for check in host.checks],
     }
+
+
+def write_document(
+    write: Callable[[str], object],
+    schema_version: str,
+    hosts: Iterable[Mapping[str, Any]],
+    rest: Callable[[], Mapping[str, Any]],
+) -> None:
+    """Write a report document as JSON piece by piece, never whole in memory: its hosts first, each as it comes,
+    then the rest of it, asked for once the last host is written (so nothing about them has to be known before).
+
+    The keys are in another order than `json.dumps` of the document would give, the content is the same; the text
+    is indented as `render` always indented it, two spaces a level, each host opening and closing at four.
+    """
+    write(f'{{\n  "schema_version": {json.dumps(schema_version)},\n  "hosts": [')
+    first = True
+    for host in hosts:
+        write(("\n" if first else ",\n") + _indented(host, 4))
+        first = False
+    fields = dict(rest())
+    closing = "]" if first else "\n  ]"
+    if not fields:
+        write(closing + "\n}\n")
+        return
+    body = json.dumps(fields, indent=2, ensure_ascii=False)
+    write(closing + ",\n" + body[2:] + "\n")
+
+
+def _indented(value: Any, spaces: int) -> str:
+    pad = " " * spaces
+    return pad + json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + pad)
+
+
+def write_report(
+    write: Callable[[str], object], hosts: Iterable[HostReport], summary: Callable[[], RunSummary]
+) -> None:
+    """Write the JSON report of a run as its hosts come (see write_document); `summary` is asked for after them."""
+    write_document(write, SCHEMA_VERSION, (host_document(host) for host in hosts), lambda: run_fields(summary()))
 
 
 def _check(check: CheckResult) -> dict[str, Any]:
@@ -184,4 +230,7 @@ def _json(value: Any) -> str:
 
 
 def render(report: RunReport) -> str:
-    return json.dumps(to_document(report), indent=2, ensure_ascii=False) + "\n"
+    """The JSON report of a run held whole: the text `write_report` streams."""
+    pieces: list[str] = []
+    write_report(pieces.append, report.hosts, lambda: report.summary)
+    return "".join(pieces)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from preflight import vantages
-from preflight.model import CheckResult, HostReport, RunReport, Status
+from preflight.model import CheckResult, HostReport, RunReport, RunSummary, Status
 from preflight.render import causes
 
 if TYPE_CHECKING:
@@ -69,27 +69,26 @@ def host_lines(host: HostReport) -> list[str]:
     return lines
 
 
-def summary_line(report: RunReport) -> str:
-    not_ready = len(report.hosts) - report.ready_hosts
-    return f"{len(report.hosts)} host(s): {report.ready_hosts} ready, {not_ready} not ready"
+def summary_line(summary: RunSummary) -> str:
+    return f"{summary.host_count} host(s): {summary.ready_hosts} ready, {summary.not_ready_hosts} not ready"
 
 
 def render(report: RunReport) -> str:
     lines = [line for host in report.hosts for line in host_lines(host)]
-    return "\n".join([*lines, summary_line(report)]) + "\n"
+    return "\n".join([*lines, summary_line(report.summary)]) + "\n"
 
 
-def summary_table(report: RunReport) -> Table:
+def summary_table(summary: RunSummary, hosts: Sequence[HostReport]) -> Table:
     """One row per host: its verdict and how its checks went. Narrow enough for an 80-column terminal."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=summary_line(report), title_justify="left")
+    table = Table(title=summary_line(summary), title_justify="left")
     table.add_column("Host", overflow="fold")
     table.add_column("Address", overflow="fold")
     table.add_column("Verdict", no_wrap=True)
     table.add_column("Checks")
-    for host in sorted(report.hosts, key=lambda host: host.ready):
+    for host in sorted(hosts, key=lambda host: host.ready):
         counts = Text()
         for status in Status:
             count = sum(1 for check in host.checks if check.status is status)
@@ -104,14 +103,14 @@ def summary_table(report: RunReport) -> Table:
     return table
 
 
-def fixes(report: RunReport) -> Group:
+def fixes(hosts: Sequence[HostReport]) -> Group:
     """Under the table: every host that is not ready, and each of its problems with the fix, in order."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     parts: list[Text | Table] = []
-    for host in report.hosts:
+    for host in hosts:
         host_problems = problems(host)
         if not host_problems:
             continue
