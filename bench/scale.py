@@ -1,8 +1,9 @@
 """Reachability at scale: preflight against nmap -sT (-T4, and -T5 without retries) and -sS, on N lab hosts.
 
 The lab is one network namespace behind a veth pair. It holds N addresses from the benchmarking range
-198.19.0.0/16 on its loopback, one accept-and-close listener per port with a deep backlog, and nftables
-sets that make a known mix of closed (TCP reset) and filtered (dropped) ports. Traffic goes nowhere else.
+198.19.0.0/16 on its loopback (past 65,280 hosts, also from 198.18.1.0 up in 198.18.0.0/16), one
+accept-and-close listener per port with a deep backlog, and nftables sets that make a known mix of closed
+(TCP reset) and filtered (dropped) ports. Traffic goes nowhere else.
 Run as root: see bench/README.md.
 """
 
@@ -23,13 +24,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.measure import measured
 
 PORTS = (80, 81, 443, 2020, 2222)
 STATE_WEIGHTS = {"open": 0.5, "closed": 0.25, "filtered": 0.25}
 HOST_SIDE, LAB_SIDE = "198.18.0.1", "198.18.0.2"
-TARGET_NETWORK = ipaddress.ip_network("198.19.0.0/16")
+TARGET_NETWORK = ipaddress.IPv4Network("198.19.0.0/16")
+# Past TARGET_NETWORK's addresses the lab goes on in 198.18.0.0/16, above the veth pair's 198.18.0.0/30; both /16s
+# together are the benchmarking range 198.18.0.0/15, which names no one else's network.
+EXTRA_NETWORK = ipaddress.IPv4Network("198.18.0.0/16")
+FIRST_HOST_INDEX = 256
+HOSTS_PER_NETWORK = TARGET_NETWORK.num_addresses - FIRST_HOST_INDEX
+MAX_HOSTS = 2 * HOSTS_PER_NETWORK
 LISTENER_LIFETIME_SECONDS = 3600
 # preflight's reachability phase: everything before the logins.
 REACHABILITY_CHECKS = "public-ip,vantage,tcp"
@@ -39,8 +47,8 @@ LOCK_FILE = "/run/lock/preflight-scale-lab.lock"
 Endpoint = tuple[str, int]
 
 
-def _ip(*args: str, stdin: str | None = None) -> None:
-    subprocess.run(["ip", *args], input=stdin, text=True, check=True, capture_output=True, timeout=120)
+def _ip(*args: str, stdin: str | None = None, timeout: float = 120) -> None:
+    subprocess.run(["ip", *args], input=stdin, text=True, check=True, capture_output=True, timeout=timeout)
 
 
 @dataclass
@@ -53,11 +61,25 @@ class ScaleLab:
 def known_truth(hosts: int, seed: int) -> tuple[list[str], dict[Endpoint, str]]:
     """N target addresses and, for each of their ports, the state the lab gives it."""
     chooser = random.Random(seed)  # noqa: S311 - a reproducible mix, not a secret
-    addresses = [str(TARGET_NETWORK[256 + index]) for index in range(hosts)]
+    if not 0 < hosts <= MAX_HOSTS:
+        raise ValueError(f"the lab holds 1 to {MAX_HOSTS} hosts, not {hosts}")
+    addresses = [_address(index) for index in range(hosts)]
     states = list(STATE_WEIGHTS)
     weights = list(STATE_WEIGHTS.values())
     truth = {(ip, port): chooser.choices(states, weights)[0] for ip in addresses for port in PORTS}
     return addresses, truth
+
+
+def _address(index: int) -> str:
+    # The first 65,280 addresses are those the lab always had, so a seed gives the same truth at every size.
+    if index < HOSTS_PER_NETWORK:
+        return str(TARGET_NETWORK[FIRST_HOST_INDEX + index])
+    return str(EXTRA_NETWORK[FIRST_HOST_INDEX + index - HOSTS_PER_NETWORK])
+
+
+def networks_for(hosts: int) -> list[ipaddress.IPv4Network]:
+    """The /16s a lab of `hosts` addresses routes into its namespace."""
+    return [TARGET_NETWORK] if hosts <= HOSTS_PER_NETWORK else [TARGET_NETWORK, EXTRA_NETWORK]
 
 
 def _nft_ruleset(truth: Mapping[Endpoint, str]) -> str:
@@ -89,6 +111,7 @@ def scale_lab(hosts: int, seed: int) -> Iterator[ScaleLab]:
     host_link, lab_link = f"pfb{namespace[-6:]}h", f"pfb{namespace[-6:]}l"
     addresses, truth = known_truth(hosts, seed)
     listener = None
+    routed: list[ipaddress.IPv4Network] = []
     # One scale lab at a time on this machine: they share the host-side address and the route to the range.
     lock = open(LOCK_FILE, "a")  # noqa: SIM115 - held until the lab is torn down
     fcntl.flock(lock, fcntl.LOCK_EX)
@@ -104,8 +127,12 @@ def scale_lab(hosts: int, seed: int) -> Iterator[ScaleLab]:
             "link set lo up",
             f"route add default via {HOST_SIDE}",
         ] + [f"addr add {address}/32 dev lo" for address in addresses]
-        _ip("-n", namespace, "-batch", "-", stdin="\n".join(batch) + "\n")
-        _ip("route", "add", str(TARGET_NETWORK), "via", LAB_SIDE)
+        # About 1,000 addresses a second here, and slower as lo fills up: a 100,000-host lab takes minutes.
+        _ip("-n", namespace, "-batch", "-", stdin="\n".join(batch) + "\n", timeout=120 + hosts / 100)
+        routed = networks_for(hosts)
+        for network in routed:
+            # 198.18.0.0/16 spans the veth pair's own /30, whose connected route is more specific and still wins.
+            _ip("route", "add", str(network), "via", LAB_SIDE)
         for setting in ("net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535"):
             subprocess.run(["ip", "netns", "exec", namespace, "sysctl", "-q", "-w", setting], check=True, timeout=30)
         subprocess.run(
@@ -113,7 +140,7 @@ def scale_lab(hosts: int, seed: int) -> Iterator[ScaleLab]:
             input=_nft_ruleset(truth),
             text=True,
             check=True,
-            timeout=120,
+            timeout=120 + hosts / 100,
         )
         listener = subprocess.Popen(
             ["ip", "netns", "exec", namespace, sys.executable, str(BENCH / "listener.py"),
@@ -129,7 +156,8 @@ def scale_lab(hosts: int, seed: int) -> Iterator[ScaleLab]:
         if listener is not None:
             listener.kill()
             listener.wait(timeout=30)
-        subprocess.run(["ip", "route", "del", str(TARGET_NETWORK)], capture_output=True, timeout=30)
+        for network in routed:
+            subprocess.run(["ip", "route", "del", str(network)], capture_output=True, timeout=30)
         subprocess.run(["ip", "link", "del", host_link], capture_output=True, timeout=30)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30)
         lock.close()
@@ -149,9 +177,7 @@ def run_preflight(
     lab: ScaleLab, workdir: Path, extra: Sequence[str] = (), checks: str = REACHABILITY_CHECKS
 ) -> Measured:
     inventory = workdir / "inventory.yaml"
-    lines = ["defaults:", "  product: serverware", "  require_public_ip: false", "hosts:"]
-    lines += [f"  - {{name: h{index}, address: {ip}}}" for index, ip in enumerate(lab.addresses)]
-    inventory.write_text("\n".join(lines) + "\n")
+    write_inventory(lab, inventory)
     report = workdir / "preflight.json"
     command = [sys.executable, "-m", "preflight", "check", str(inventory), "--only", checks,
                "--json", str(report), *extra]  # fmt: skip
@@ -160,7 +186,7 @@ def run_preflight(
         raise RuntimeError(f"preflight exited {usage.status}: {(workdir / 'preflight.out').read_text()[-2000:]}")
     states: dict[Endpoint, str] = {}
     methods: set[str] = set()
-    for host in json.loads(report.read_text())["hosts"]:
+    for host in iter_report_hosts(report):
         for check in host["checks"]:
             if check["id"].startswith("tcp/"):
                 states[(host["address"], check["evidence"]["port"])] = check["evidence"]["state"]
@@ -168,6 +194,30 @@ def run_preflight(
     label = " ".join(["preflight", *extra]) if extra else "preflight (defaults)"
     note = f"--only {checks}, method {', '.join(sorted(methods))}"
     return Measured(label, usage.wall_seconds, usage.peak_rss_mb, states, note, usage.cpu_seconds)
+
+
+def write_inventory(lab: ScaleLab, path: Path) -> None:
+    """An inventory of the lab's hosts, h0, h1, ..., in address order."""
+    with path.open("w") as out:
+        out.write("defaults:\n  product: serverware\n  require_public_ip: false\nhosts:\n")
+        for index, ip in enumerate(lab.addresses):
+            out.write(f"  - {{name: h{index}, address: {ip}}}\n")
+
+
+def iter_report_hosts(path: Path) -> Iterator[dict[str, Any]]:
+    """The hosts of a JSON report one at a time, so a report of 100,000 hosts is never whole in the bench's memory.
+
+    preflight indents its reports by two spaces a level, so each host opens and closes at four spaces; JSON strings
+    hold no raw newline, so no line inside a host looks like its end.
+    """
+    block: list[str] = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if block or line.rstrip("\n") == "    {":
+                block.append(line)
+            if block and line.rstrip(",\n") == "    }":
+                yield json.loads("".join(block).rstrip().rstrip(","))
+                block = []
 
 
 def run_nmap(lab: ScaleLab, workdir: Path, scan_type: str, timing: Sequence[str] = ("-T4",)) -> Measured:
