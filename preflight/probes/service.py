@@ -31,7 +31,7 @@ from preflight.model import Finding, Status
 from preflight.profiles import Profile
 from preflight.target import Target
 from preflight.web.certificate_evidence import certificate_evidence
-from preflight.web.http_client import deadline_session, exception_causes
+from preflight.web.http_client import deadline_response_class, deadline_session, exception_causes
 
 REQUIREMENT = "TCP {port} must be answered by the system's {service}, not merely accepted: {purpose}."
 SERVICE_NAMES = {
@@ -365,6 +365,9 @@ def exchange_failure(exc: BaseException, deadline: Deadline) -> ExchangeFailure:
         return ExchangeFailure("connection-closed", "")
     if first(http.client.LineTooLong):
         return ExchangeFailure("not-http", "a status or header line longer than 64 KiB")
+    # http.client's limit on header lines raises the bare HTTPException, told apart only by its text.
+    if any(type(cause) is http.client.HTTPException and str(cause).startswith("got more than") for cause in causes):
+        return ExchangeFailure("too-many-headers", "more than 100 header lines")
     if bad_status := first(http.client.BadStatusLine):
         line = str(bad_status.args[0]) if bad_status.args else ""
         return ExchangeFailure("not-http", printable(first_line(line.encode("latin-1", "replace"))))
@@ -402,6 +405,14 @@ def _http_failed(target: Target, evidence: dict[str, Any], failure: ExchangeFail
         )
     if failure.reason == "connect-failed":
         return _connect_failed(target, evidence, "connection refused")
+    if failure.reason == "too-many-headers":
+        return Finding(
+            Status.FAIL,
+            f"port open but the HTTP response has {failure.detail}",
+            evidence,
+            f"A web server answers on TCP {port}, but not as a PBX Web GUI does: its response carries more header "
+            f"lines than any browser accepts. {forward_advice}",
+        )
     described = {
         "connection-closed": "the connection was closed without an HTTP response",
         "connection-reset": "the connection was reset without an HTTP response",
@@ -447,7 +458,7 @@ def https_identity(target: Target, deadline: Deadline) -> Finding:
         url = f"https://{_url_host(ip)}:{port}/"
         evidence["url"] = url
         try:
-            evidence |= _get_over(tls, ip, port, url)
+            evidence |= _get_over(tls, ip, port, url, deadline)
         except (http.client.HTTPException, OSError) as exc:
             failure = exchange_failure(exc, deadline)
             return _http_failed(target, evidence, failure, round(time.monotonic() - started, 1))
@@ -456,14 +467,15 @@ def https_identity(target: Target, deadline: Deadline) -> Finding:
     return _https_finding(target, evidence, certificate)
 
 
-def _get_over(tls: ssl.SSLSocket, ip: str, port: int, url: str) -> dict[str, Any]:
+def _get_over(tls: ssl.SSLSocket, ip: str, port: int, url: str, deadline: Deadline) -> dict[str, Any]:
     request = (
         f"GET / HTTP/1.1\r\nHost: {_url_host(ip)}:{port}\r\nUser-Agent: preflight/{__version__}\r\n"
         "Accept: */*\r\nConnection: close\r\n\r\n"
     )
     tls.sendall(request.encode("ascii"))
-    # http.client bounds the status line and each header line (64 KiB) and the number of headers (100).
-    response = http.client.HTTPResponse(tls, method="GET")
+    # http.client bounds the status line and each header line (64 KiB) and the number of headers (100); each read
+    # ends by the deadline, as a server that drips its headers would otherwise outlast it.
+    response = deadline_response_class(deadline)(tls, method="GET")
     try:
         response.begin()
         return response_evidence(

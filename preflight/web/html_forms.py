@@ -1,5 +1,10 @@
 """Login forms in HTML: which form holds the password, which field is the username, what a submit sends,
-and whether a page asks for a one-time code. Parsing only; nothing here touches the network."""
+and whether a page asks for a one-time code. Parsing only; nothing here touches the network.
+
+A page comes from a server that may be hostile, so parsing is bounded: a page is fed to the parser in slices with
+the deadline checked between them, and the parser's end-of-page pass (quadratic in Python 3.11 on a page of
+unclosed tags) is never run: what an unfinished tag at the very end would have held is dropped.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,11 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from preflight.deadline import Deadline
 from preflight.profiles import LoginPage
+
+# Characters fed to the parser at a time: small enough that one slice's work stays well under a second.
+_FEED_CHARS = 32 * 1024
 
 _USERNAME_HINTS = ("user", "login", "email", "name")
 # Words that name a one-time-code field: otp_code, twoFactorToken, "Verification code", autocomplete=one-time-code.
@@ -116,31 +125,54 @@ class _FormParser(HTMLParser):
                 self._labels_by_id[self._label_for] = text
             self._label_text = None
 
-    def close(self) -> None:
-        super().close()
+    def finish(self) -> None:
+        """Attach `<label for=...>` texts to their inputs, once the whole page has been fed."""
         for form in self.forms:
             for item in form.inputs:
                 if item.element_id in self._labels_by_id:
                     item.hints.append(self._labels_by_id[item.element_id])
 
 
-def parse_forms(html: str) -> list[LoginForm]:
+@dataclass(frozen=True)
+class ParsedPage:
+    """A page's text, and its forms and <meta> tags as parsed once."""
+
+    text: str
+    forms: list[LoginForm]
+    metas: list[dict[str, str]]
+
+
+def parse_page(html: str, deadline: Deadline | None = None) -> ParsedPage:
+    """The forms and <meta> tags of `html`; TimeoutError if `deadline` passes while parsing."""
     parser = _FormParser()
-    parser.feed(html)
-    parser.close()
-    return parser.forms
+    for start in range(0, len(html), _FEED_CHARS):
+        if deadline is not None and deadline.expired:
+            raise TimeoutError("the deadline passed while the page was parsed")
+        try:
+            parser.feed(html[start : start + _FEED_CHARS])
+        except AssertionError:
+            # Python 3.11's parser asserts on some malformed declarations ("<![ "): the page ends there for us.
+            break
+    parser.finish()
+    return ParsedPage(html, parser.forms, parser.metas)
 
 
-def meta_csrf_fields(html: str) -> dict[str, str]:
+def _parsed(html: str | ParsedPage) -> ParsedPage:
+    return html if isinstance(html, ParsedPage) else parse_page(html)
+
+
+def parse_forms(html: str | ParsedPage) -> list[LoginForm]:
+    return _parsed(html).forms
+
+
+def meta_csrf_fields(html: str | ParsedPage) -> dict[str, str]:
     """The CSRF token a page's script would copy from a <meta> tag into the form, by the field name it goes in.
 
     Rails' pair (`csrf-param` names the field, `csrf-token` holds the value) first; else every <meta> whose name
     says csrf or xsrf, sent as a field of that same name.
     """
-    parser = _FormParser()
-    parser.feed(html)
-    parser.close()
-    metas = {meta.get("name", "").strip(): meta.get("content", "") for meta in parser.metas if meta.get("name")}
+    page = _parsed(html)
+    metas = {meta.get("name", "").strip(): meta.get("content", "") for meta in page.metas if meta.get("name")}
     if metas.get("csrf-param") and "csrf-token" in metas:
         return {metas["csrf-param"]: metas["csrf-token"]}
     return {
@@ -150,7 +182,7 @@ def meta_csrf_fields(html: str) -> dict[str, str]:
     }
 
 
-def find_login_form(html: str, settings: LoginPage | None = None) -> LoginForm | None:
+def find_login_form(html: str | ParsedPage, settings: LoginPage | None = None) -> LoginForm | None:
     """The login form: the one holding the profile's password field if it names one, else the first with a password."""
     forms = parse_forms(html)
     if settings is not None and settings.password_field:
@@ -187,15 +219,16 @@ def _asks_for_code(item: FormInput) -> bool:
     return any(_words(text) & _SECOND_FACTOR_WORDS for text in (item.name, item.element_id, *item.hints))
 
 
-def second_factor_prompt(html: str, marker: str | None = None) -> str | None:
+def second_factor_prompt(html: str | ParsedPage, marker: str | None = None) -> str | None:
     """What shows that `html` asks for a one-time code, or None: the profile's marker, or the code field's name.
 
     A form counts when every field a person types into asks for a code, so a login form that came back, or a
     dashboard with a search box, is never mistaken for one.
     """
-    if marker and marker in html:
+    page = _parsed(html)
+    if marker and marker in page.text:
         return f"marker: {marker}"
-    for form in parse_forms(html):
+    for form in page.forms:
         typed = [item for item in form.inputs if item.visible_text or item.kind == "password"]
         if typed and all(_asks_for_code(item) for item in typed):
             return typed[0].name

@@ -1,12 +1,17 @@
 """HTTP for probes: a requests session that no server can hold past the check's deadline.
 
 requests' timeouts bound each socket wait, so a server that trickles one byte at a time can stretch a
-request forever. This session shuts down every socket it opened once the deadline passes.
+request forever. Every read of a response checks the deadline first and waits no longer than what is left of
+it; and the session shuts down every socket it opened once the deadline passes, for the waits before a response
+(connect, TLS handshake). Shutting a socket down alone is not enough: Linux still delivers what a server sends
+after a SHUT_RD, so a server that keeps dripping would keep a blocked read going.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import io
 import socket
 import ssl
 import threading
@@ -32,6 +37,7 @@ class _DeadlineAdapter(HTTPAdapter):
         self.peer_certificates: dict[tuple[str, int], bytes] = {}
         self._lock = threading.Lock()
         self._expired = False
+        self._deadline = deadline
         super().__init__(max_retries=0)
         self._timer = threading.Timer(deadline.remaining(), self._expire)
         self._timer.daemon = True
@@ -40,9 +46,13 @@ class _DeadlineAdapter(HTTPAdapter):
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         track, remember_certificate = self._track, self._remember_certificate
 
+        response_class = deadline_response_class(self._deadline)
+
         class TrackedHTTPConnection(HTTPConnection):
             def _new_conn(self) -> socket.socket:
                 return track(super()._new_conn())
+
+        TrackedHTTPConnection.response_class = response_class
 
         class TrackedHTTPSConnection(HTTPSConnection):
             def _new_conn(self) -> socket.socket:
@@ -51,6 +61,8 @@ class _DeadlineAdapter(HTTPAdapter):
             def connect(self) -> None:
                 super().connect()
                 remember_certificate(self.host, self.port, self.sock)
+
+        TrackedHTTPSConnection.response_class = response_class
 
         class TrackedHTTPPool(HTTPConnectionPool):
             ConnectionCls = TrackedHTTPConnection
@@ -83,6 +95,43 @@ class _DeadlineAdapter(HTTPAdapter):
     def close(self) -> None:
         self._timer.cancel()
         super().close()
+
+
+class _DeadlineReads(io.RawIOBase):
+    """A socket's incoming bytes, each read refused once the deadline has passed and waiting at most until it."""
+
+    def __init__(self, stream: io.BufferedReader, sock: socket.socket, deadline: Deadline) -> None:
+        super().__init__()
+        # `stream` is the socket's own file, unread; it holds the reference that keeps the socket open.
+        self._stream = stream
+        self._reads = stream.raw
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self._deadline.expired:
+            raise TimeoutError("the check's deadline passed")
+        self._sock.settimeout(self._deadline.cap(self._deadline.remaining()))
+        return self._reads.readinto(buffer)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def deadline_response_class(deadline: Deadline) -> type[http.client.HTTPResponse]:
+    """An http.client response class whose every read of the status line, headers and body ends by `deadline`."""
+
+    class DeadlineResponse(http.client.HTTPResponse):
+        def __init__(self, sock: Any, debuglevel: int = 0, method: str | None = None, url: str | None = None) -> None:
+            super().__init__(sock, debuglevel, method, url)
+            # The stream http.client opened reads without a deadline: wrap it before anything is read from it.
+            self.fp = io.BufferedReader(_DeadlineReads(self.fp, sock, deadline))
+
+    return DeadlineResponse
 
 
 def _shutdown(sock: socket.socket) -> None:

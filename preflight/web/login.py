@@ -9,6 +9,7 @@ password field. The outcome is decided by evidence, never by the absence of an e
 
 from __future__ import annotations
 
+import http.client
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +25,10 @@ from preflight.model import Finding, Status
 from preflight.profiles import LoginPage
 from preflight.web.certificate_evidence import certificate_evidence
 from preflight.web.html_forms import (
+    ParsedPage,
     find_login_form,
     meta_csrf_fields,
+    parse_page,
     password_field,
     second_factor_prompt,
     username_field,
@@ -33,7 +36,11 @@ from preflight.web.html_forms import (
 from preflight.web.http_auth import http_auth_for, parse_challenges
 from preflight.web.http_client import DeadlineSession, deadline_session, exception_causes
 
+# What is read of a page, decoded: a login page is far smaller; a bigger body is cut here, and the evidence says so.
 _BODY_LIMIT = 1 << 20
+# Asked of urllib3 at a time: it reads as many bytes off the wire as asked, so a compressed body read in one piece
+# would wait for a megabyte of compressed data (a gigabyte of a gzip bomb) to expand only the first megabyte of it.
+_READ_PIECE = 64 * 1024
 _MAX_REDIRECTS = 5
 
 
@@ -73,7 +80,7 @@ class Verdict:
 
 def judge_login(
     status: int,
-    body: str,
+    body: str | ParsedPage,
     *,
     redirected_away: bool,
     has_cookies: bool,
@@ -81,19 +88,20 @@ def judge_login(
     http_auth: str = "",
 ) -> Verdict:
     """Decide from what came back after the credentials were sent whether the login worked."""
-    if settings.failure_marker and settings.failure_marker in body:
+    page = body if isinstance(body, ParsedPage) else parse_page(body)
+    if settings.failure_marker and settings.failure_marker in page.text:
         return Verdict("wrong-credentials", "failure-marker")
     if http_auth and status == 401:
         return Verdict("wrong-credentials", "asked-again")
-    login_form_back = find_login_form(body, settings) is not None
+    login_form_back = find_login_form(page, settings) is not None
     if status >= 500:
         return Verdict("server-error", f"http-{status}")
     if status >= 400:
         return Verdict("wrong-credentials" if login_form_back else "refused", f"http-{status}")
-    second_factor = second_factor_prompt(body, settings.second_factor_marker)
+    second_factor = second_factor_prompt(page, settings.second_factor_marker)
     if second_factor is not None:
         return Verdict("second-factor", second_factor)
-    if settings.success_marker and settings.success_marker in body:
+    if settings.success_marker and settings.success_marker in page.text:
         return Verdict("logged-in", "success-marker")
     if login_form_back:
         return Verdict("wrong-credentials", "form-returned")
@@ -110,9 +118,20 @@ def judge_login(
 class _Page:
     url: str
     status: int
-    body: str
+    body: ParsedPage
     redirects: tuple[str, ...]
     www_authenticate: tuple[str, ...] = ()
+    truncated: bool = False  # longer than _BODY_LIMIT: only the start was read
+
+
+class _BadBody(Exception):
+    """The server sent a status line and headers, then a body that could not be read: too slow, or cut short."""
+
+    def __init__(self, status: int, what: str, outcome: str) -> None:
+        super().__init__(what)
+        self.status = status
+        self.what = what
+        self.outcome = outcome
 
 
 class _OffOrigin(Exception):
@@ -190,18 +209,52 @@ def _fetch(
         with session.request(
             method, url, data=data, auth=auth, allow_redirects=False, stream=True, timeout=timeout
         ) as response:
-            body = response.raw.read(_BODY_LIMIT, decode_content=True).decode(
-                response.encoding or "utf-8", errors="replace"
-            )
+            raw, truncated = _read_body(response, deadline)
             location = response.headers.get("Location")
             if not (response.is_redirect and location):
+                body = parse_page(raw.decode(response.encoding or "utf-8", errors="replace"), deadline)
                 challenges = tuple(response.raw.headers.getlist("WWW-Authenticate"))
-                return _Page(url, response.status_code, body, tuple(redirects), challenges)
+                return _Page(url, response.status_code, body, tuple(redirects), challenges, truncated)
         url = urljoin(url, location)
         redirects.append(urlsplit(url).path)
         if response.status_code not in (307, 308):
             method, data = "GET", None
     raise requests.TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects")
+
+
+def _read_body(response: requests.Response, deadline: Deadline) -> tuple[bytes, bool]:
+    """The body, decoded, up to _BODY_LIMIT bytes, and whether there was more; _BadBody if it cannot be read."""
+    pieces: list[bytes] = []
+    size = 0
+    started = deadline.remaining()
+    try:
+        while size < _BODY_LIMIT:
+            piece = response.raw.read(min(_READ_PIECE, _BODY_LIMIT - size), decode_content=True)
+            if not piece:
+                return b"".join(pieces), False
+            pieces.append(piece)
+            size += len(piece)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        status = response.status_code
+        if _timed_out(exc, deadline):
+            waited = started - deadline.remaining()
+            raise _BadBody(
+                status,
+                f"did not answer in time: HTTP {status} came, but not the page within {waited:.1f} s",
+                "page-too-slow",
+            ) from None
+        announced = response.headers.get("Content-Length", "")
+        if any(isinstance(cause, http.client.IncompleteRead) for cause in exception_causes(exc)) and announced:
+            raise _BadBody(
+                status,
+                f"answered HTTP {status} but ended its page early ({response.raw.tell()} of the {announced[:20]} "
+                "bytes its Content-Length announced)",
+                "page-cut-short",
+            ) from None
+        raise _BadBody(
+            status, f"answered HTTP {status} but broke off its page ({_what_failed(exc, deadline)})", "page-broken"
+        ) from None
+    return b"".join(pieces), True
 
 
 # --- the login ----------------------------------------------------------------------------------------------------
@@ -271,17 +324,28 @@ class _Login:
             return self._answered(page)
         except _OffOrigin as exc:
             return self._off_origin(exc)
+        except _BadBody as exc:
+            if page is not None:
+                self._record_page(page)
+            evidence |= {"outcome": exc.outcome, "http_status": exc.status}
+            summary = f"the {self.spec.what} on TCP {origin.port} {exc.what}"
+            return Finding(Status.FAIL, summary, evidence, self._reach_advice())
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             timed_out = _timed_out(exc, self.deadline)
             if page is None and not isinstance(exc, requests.TooManyRedirects):
                 raise _NoAnswer(self.endpoint, _what_failed(exc, self.deadline), timed_out) from None
-            evidence["outcome"] = "timeout" if timed_out else "connection-failed"
+            if isinstance(exc, requests.TooManyRedirects):
+                evidence["outcome"] = "too-many-redirects"
+            else:
+                evidence["outcome"] = "timeout" if timed_out else "connection-failed"
             summary = f"the {self.spec.what} on TCP {origin.port} " + _what_failed(exc, self.deadline)
             return Finding(Status.FAIL, summary, evidence, self._reach_advice())
 
     def _record_page(self, page: _Page) -> None:
         self.evidence["login_page_status"] = page.status
         self.evidence["login_page_path"] = urlsplit(page.url).path
+        if page.truncated:
+            self.evidence["login_page_truncated_at_bytes"] = _BODY_LIMIT
         if page.redirects:
             self.evidence["login_page_redirects"] = list(page.redirects)
         if self.origin.scheme == "https":
@@ -556,4 +620,10 @@ def _what_failed(exc: BaseException, deadline: Deadline) -> str:
             return "failed the TLS handshake"
         if isinstance(cause, requests.TooManyRedirects):
             return f"redirected more than {_MAX_REDIRECTS} times"
+        if isinstance(cause, http.client.LineTooLong):
+            return "did not answer HTTP (a status or header line longer than 64 KiB)"
+        if isinstance(cause, http.client.BadStatusLine):
+            return "did not answer HTTP (no HTTP status line)"
+        if type(cause) is http.client.HTTPException and str(cause).startswith("got more than"):
+            return "did not answer HTTP (more than 100 header lines)"
     return f"failed: {type(exc).__name__}"
