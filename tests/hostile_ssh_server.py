@@ -7,7 +7,8 @@ Each mode misbehaves in one way an SSH port on the internet can:
   kex-reset       a valid banner, then a TCP reset once the client's key exchange starts
   exec-hang       a real SSH server (paramiko) that accepts root's password and never answers the `exec` request
   channel-hang    the same, but it never answers the session channel's open
-  uid-flood       accepts root's password and answers `id -u` with 1 GB of output, streamed
+  uid-flood       accepts root's password and answers `id -u` with 1 GB of output, streamed without regard for the
+                  client's channel window (SSH flow control)
   good            the control: a short text preamble, then a real SSH server where `id -u` prints 0
 
 The paramiko modes read root's password from $HOSTILE_ROOT_PASSWORD; nothing here prints it. Every connection is
@@ -143,11 +144,15 @@ def _paramiko_session(hang: str) -> Callable[[socket.socket], None]:
                 chunk = b"0\n" * 32768
                 sent = 0
                 ends_at = time.monotonic() + HOLD_SECONDS
-                # sendall waits for the client's window: the flood goes only as fast as the client reads.
+                # A hostile server ignores SSH flow control: the client's window no longer holds the flood back.
+                channel.out_window_size = UID_FLOOD_BYTES
                 channel.settimeout(HOLD_SECONDS)
-                while sent < UID_FLOOD_BYTES and time.monotonic() < ends_at and not channel.closed:
-                    channel.sendall(chunk)
-                    sent += len(chunk)
+                try:
+                    while sent < UID_FLOOD_BYTES and time.monotonic() < ends_at and not channel.closed:
+                        channel.sendall(chunk)
+                        sent += len(chunk)
+                finally:
+                    print(f"uid-flood: sent {sent} bytes of `id -u` output", flush=True)
             else:
                 channel.sendall(b"0\n")
             channel.send_exit_status(0)
