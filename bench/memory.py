@@ -36,8 +36,9 @@ from bench.scale import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-# What differs between two runs on the same lab: when they ran and how long each step took.
-VOLATILE_KEYS = frozenset({"started_at", "finished_at", "duration_ms", "rtt_ms"})
+# What differs between two runs on the same lab: when they ran, and every time measured (duration_ms, rtt_ms,
+# retry_after_ms: a key ending in _ms).
+VOLATILE_KEYS = frozenset({"started_at", "finished_at"})
 
 
 def run_check(
@@ -79,7 +80,7 @@ def agreement(report: Path, truth: Mapping[Endpoint, str]) -> tuple[int, int]:
 def stable(value: Any) -> Any:
     """`value` without the keys whose values change from run to run."""
     if isinstance(value, dict):
-        return {key: stable(item) for key, item in value.items() if key not in VOLATILE_KEYS}
+        return {key: stable(item) for key, item in value.items() if key not in VOLATILE_KEYS and key[-3:] != "_ms"}
     if isinstance(value, list):
         return [stable(item) for item in value]
     return value
@@ -104,6 +105,16 @@ def header(report: Path) -> dict[str, Any]:
     return document
 
 
+def _first_difference(old: Any, new: Any, where: str = "") -> str:
+    if isinstance(old, dict) and isinstance(new, dict) and old.keys() == new.keys():
+        key = next(key for key in old if old[key] != new[key])
+        return _first_difference(old[key], new[key], f"{where}.{key}")
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        index = next(index for index, (a, b) in enumerate(zip(old, new, strict=True)) if a != b)
+        return _first_difference(old[index], new[index], f"{where}[{index}]")
+    return f"{where}: {json.dumps(old)[:300]} before, {json.dumps(new)[:300]} after"
+
+
 def compare(before: Path, after: Path) -> list[str]:
     """Where two reports of the same lab differ, times and durations left out; empty when they say the same."""
     differences = []
@@ -113,7 +124,7 @@ def compare(before: Path, after: Path) -> list[str]:
         if old is None or new is None:
             differences.append(f"hosts[{index}]: only in {'after' if old is None else 'before'}")
         elif stable(old) != stable(new):
-            differences.append(f"hosts[{index}] ({old['name']}): {stable(old)} != {stable(new)}")
+            differences.append(f"hosts[{index}]{_first_difference(stable(old), stable(new))}")
         if len(differences) >= 5:
             break
     return differences
@@ -204,7 +215,7 @@ def _measure(lab: ScaleLab, workdir: Path, before: Path | None, args: argparse.N
              *(["--junit", str(workdir / "report.xml")] if args.junit else [])]  # fmt: skip
     runs = []
     if before is not None:
-        runs.append(("before " + args.before, *run_check(before, inventory, workdir, "before")))
+        runs.append(("before " + args.before, *run_check(before, inventory, workdir, "before", extra)))
     runs.append(("after (this tree)", *run_check(REPO, inventory, workdir, "after", extra)))
     failed = False
     print(f"{'preflight':24} {'wall s':>8} {'peak RSS MB':>12} {'JSON MB':>8}  agreement with truth")
