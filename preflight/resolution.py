@@ -25,6 +25,9 @@ class Resolution:
     @property
     def ip(self) -> str | None:
         """The address probes use: the first IPv4 address, else the first IPv6 one."""
+        if len(self.addresses) == 1:
+            # An IP literal, or a name with one record: nothing to choose from (the runner asks once per check).
+            return self.addresses[0]
         ordered = sorted(self.addresses, key=lambda address: ipaddress.ip_address(address).version)
         return ordered[0] if ordered else None
 
