@@ -223,18 +223,20 @@ def test_a_port_of_unknown_state_is_reported_as_an_error_of_this_machine(
 
 # --- adaptive timing ----------------------------------------------------------------------------------------------
 
-FAST, SLOW = lab_address(20), lab_address(21)
-SLOW_DELAY = 0.2
+# name: (address, how late it answers). The slow host is the issue's 200 ms; the slower one, 400 ms, is further
+# away than a fast host's retries (100 ms, then 200 ms) reach, so a scanner timing it by the fast host calls it filtered.
+HOSTS = {"fast": (lab_address(20), 0.0), "slow": (lab_address(21), 0.2), "slower": (lab_address(22), 0.4)}
 # Ports 80, 443 and 2222 answer the first SYN and teach the scanner each host's round trip; 81 and 2020 lose their
 # first SYN (the responder ignores it) and answer the retry, so the wait before each retry can be seen.
 TEACHING = {80: "syn-ack", 443: "syn-ack", 2222: "reset"}
 LOSSY = (81, 2020)
 TRUTH = {80: "open", 443: "open", 2222: "closed", 81: "open", 2020: "open"}
-NO_ECHO_FROM_SLOW = f"""
+# The slow hosts drop ping, as many do: only their TCP answers can teach the scanner their round trips.
+NO_ECHO_FROM_SLOW_HOSTS = f"""
 table inet scanlab_echo {{
     chain output {{
         type filter hook output priority 0; policy accept;
-        ip saddr {SLOW} icmp type echo-reply drop
+        ip saddr {{ {HOSTS["slow"][0]}, {HOSTS["slower"][0]} }} icmp type echo-reply drop
     }}
 }}
 """
@@ -242,7 +244,7 @@ table inet scanlab_echo {{
 
 def _timing_rules() -> dict[tuple[str, int], Rule]:
     rules: dict[tuple[str, int], Rule] = {}
-    for ip, delay in ((FAST, 0.0), (SLOW, SLOW_DELAY)):
+    for ip, delay in HOSTS.values():
         rules |= {(ip, port): Rule(answer, delay) for port, answer in TEACHING.items()}
         rules |= {(ip, port): Rule("syn-ack", delay, ignore_first=True) for port in LOSSY}
     return rules
@@ -250,29 +252,34 @@ def _timing_rules() -> dict[tuple[str, int], Rule]:
 
 @pytest.mark.deadline
 def test_retry_waits_follow_each_hosts_round_trip_and_a_slow_host_is_never_filtered(tmp_path: Path) -> None:
-    with scan_lab([FAST, SLOW]) as lab:
-        # The slow host drops ping, as many do: only its TCP answers can teach the scanner its round trip.
-        lab.nft(NO_ECHO_FROM_SLOW)
+    with scan_lab([ip for ip, _ in HOSTS.values()]) as lab:
+        lab.nft(NO_ECHO_FROM_SLOW_HOSTS)
         with responder(lab, _timing_rules(), tmp_path) as lab_responder:
-            inventory = write_inventory(tmp_path, (
-                "defaults: {product: serverware, require_public_ip: false}\n"
-                f"hosts:\n  - {{name: fast, address: {FAST}}}\n  - {{name: slow, address: {SLOW}}}\n"
-            ))  # fmt: skip
+            hosts = "".join(f"  - {{name: {name}, address: {ip}}}\n" for name, (ip, _) in HOSTS.items())
+            inventory = write_inventory(
+                tmp_path, "defaults: {product: serverware, require_public_ip: false}\nhosts:\n" + hosts
+            )
             run = run_preflight(
                 tmp_path, inventory, {}, ["--only", "tcp", "--tcp-method", "syn", "--timeout", "5"],
                 command=[*lab.exec_prefix(), sys.executable, "-m", "preflight"],
             )  # fmt: skip
-            syn_times = {(ip, port): lab_responder.syn_times(ip, port) for ip in (FAST, SLOW) for port in LOSSY}
+            syn_times = {
+                (name, port): lab_responder.syn_times(ip, port) for name, (ip, _) in HOSTS.items() for port in LOSSY
+            }
 
-    evidence = {(host, port): run.check(host, f"tcp/{port}")["evidence"] for host in ("fast", "slow") for port in TRUTH}
+    evidence = {(host, port): run.check(host, f"tcp/{port}")["evidence"] for host in HOSTS for port in TRUTH}
     assert {key: value["state"] for key, value in evidence.items()} == {
-        (host, port): state for host in ("fast", "slow") for port, state in TRUTH.items()
+        (host, port): state for host in HOSTS for port, state in TRUTH.items()
     }
-    slow_rtt_ms = min(evidence[("slow", port)]["rtt_ms"] for port in TEACHING)
-    assert slow_rtt_ms >= SLOW_DELAY * 1000, "the responder did not delay the slow host's answers"
+    rtt_ms = {}
+    for host, (_, delay) in HOSTS.items():
+        # A port that answers its first SYN is asked once: the scanner waited for the host instead of retrying early
+        # (with a retry in flight, the answer would teach nothing, and rtt_ms would be timed from the retry).
+        assert {port: evidence[(host, port)]["probes"] for port in TEACHING} == dict.fromkeys(TEACHING, 1), host
+        rtt_ms[host] = min(evidence[(host, port)]["rtt_ms"] for port in TEACHING)
+        assert rtt_ms[host] >= delay * 1000, f"the responder did not delay {host}'s answers"
     retry_after = {}
-    for (ip, port), times in syn_times.items():
-        host = "fast" if ip == FAST else "slow"
+    for (host, port), times in syn_times.items():
         assert len(times) == 2, f"{host} port {port}: the responder saw {len(times)} SYNs, not a first and a retry"
         assert evidence[(host, port)]["probes"] == 2
         # The evidence says how long the first probe waited; the lab saw the same gap between the two SYNs.
@@ -281,9 +288,11 @@ def test_retry_waits_follow_each_hosts_round_trip_and_a_slow_host_is_never_filte
         retry_after[(host, port)] = waited_ms
     for port in LOSSY:
         # The fast host's lost SYN is sent again before the slow host could even have answered ...
-        assert retry_after[("fast", port)] < slow_rtt_ms, retry_after
-        # ... and the slow host's only after its own round trip, learned from its answers, not the initial 1 s.
-        assert slow_rtt_ms <= retry_after[("slow", port)] < 1000, (retry_after, slow_rtt_ms)
+        assert retry_after[("fast", port)] < rtt_ms["slow"], retry_after
+        # ... and each slow host's only after its own round trip, learned from its answers; the slow one's sooner
+        # than the 1 s a host that never answered waits.
+        assert rtt_ms["slow"] <= retry_after[("slow", port)] < 1000, (retry_after, rtt_ms)
+        assert rtt_ms["slower"] <= retry_after[("slower", port)], (retry_after, rtt_ms)
 
 
 # --- settled within --timeout -------------------------------------------------------------------------------------
