@@ -17,6 +17,12 @@ from preflight.profiles import LoginPage
 
 # Characters fed to the parser at a time: small enough that one slice's work stays well under a second.
 _FEED_CHARS = 32 * 1024
+# Forms kept per page. A form counts once it has a named input (an empty one cannot be a login form); a page with
+# more is not a login page a person could use, and keeping them all would let a page decide our memory.
+MAX_FORMS = 1000
+# <meta> tags and <label for=...> texts kept per page, for the same reason.
+_MAX_METAS = 1000
+_MAX_LABELS = 10_000
 
 _USERNAME_HINTS = ("user", "login", "email", "name")
 # Words that name a one-time-code field: otp_code, twoFactorToken, "Verification code", autocomplete=one-time-code.
@@ -80,6 +86,7 @@ class _FormParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[LoginForm] = []
+        self.forms_left_out = 0
         self._form: LoginForm | None = None
         self._label_text: list[str] | None = None
         self._label_for = ""
@@ -91,8 +98,7 @@ class _FormParser(HTMLParser):
         attributes = {name: value or "" for name, value in attrs}
         if tag == "form":
             self._form = LoginForm(attributes.get("action", ""), attributes.get("method", "get").lower() or "get")
-            self.forms.append(self._form)
-        elif tag == "meta":
+        elif tag == "meta" and len(self.metas) < _MAX_METAS:
             self.metas.append(attributes)
         elif tag == "label":
             self._label_text, self._label_for, self._label_inputs = [], attributes.get("for", ""), []
@@ -106,6 +112,12 @@ class _FormParser(HTMLParser):
                 element_id=attributes.get("id", ""),
                 hints=[hint for hint in hints if hint],
             )
+            if not self._form.inputs:
+                if len(self.forms) >= MAX_FORMS:
+                    self.forms_left_out += 1
+                    self._form = None
+                    return
+                self.forms.append(self._form)
             self._form.inputs.append(item)
             if self._label_text is not None:
                 self._label_inputs.append(item)
@@ -121,7 +133,7 @@ class _FormParser(HTMLParser):
             text = " ".join("".join(self._label_text).split())
             for item in self._label_inputs:
                 item.hints.append(text)
-            if self._label_for:
+            if self._label_for and len(self._labels_by_id) < _MAX_LABELS:
                 self._labels_by_id[self._label_for] = text
             self._label_text = None
 
@@ -140,6 +152,7 @@ class ParsedPage:
     text: str
     forms: list[LoginForm]
     metas: list[dict[str, str]]
+    forms_left_out: int = 0  # forms with inputs past MAX_FORMS, not kept
 
 
 def parse_page(html: str, deadline: Deadline | None = None) -> ParsedPage:
@@ -154,7 +167,7 @@ def parse_page(html: str, deadline: Deadline | None = None) -> ParsedPage:
             # Python 3.11's parser asserts on some malformed declarations ("<![ "): the page ends there for us.
             break
     parser.finish()
-    return ParsedPage(html, parser.forms, parser.metas)
+    return ParsedPage(html, parser.forms, parser.metas, parser.forms_left_out)
 
 
 def _parsed(html: str | ParsedPage) -> ParsedPage:

@@ -15,7 +15,7 @@ import io
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
@@ -37,7 +37,8 @@ class _DeadlineAdapter(HTTPAdapter):
         self.peer_certificates: dict[tuple[str, int], bytes] = {}
         self._lock = threading.Lock()
         self._expired = False
-        self._deadline = deadline
+        # What responses' reads end by: the session's deadline, or a request's own earlier one (`limit_reads`).
+        self.read_deadline = deadline
         super().__init__(max_retries=0)
         self._timer = threading.Timer(deadline.remaining(), self._expire)
         self._timer.daemon = True
@@ -46,7 +47,7 @@ class _DeadlineAdapter(HTTPAdapter):
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         track, remember_certificate = self._track, self._remember_certificate
 
-        response_class = deadline_response_class(self._deadline)
+        response_class = deadline_response_class(lambda: self.read_deadline)
 
         class TrackedHTTPConnection(HTTPConnection):
             def _new_conn(self) -> socket.socket:
@@ -113,7 +114,7 @@ class _DeadlineReads(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int | None:
         if self._deadline.expired:
-            raise TimeoutError("the check's deadline passed")
+            raise TimeoutError("the deadline passed")
         self._sock.settimeout(self._deadline.cap(self._deadline.remaining()))
         return self._reads.readinto(buffer)
 
@@ -122,14 +123,16 @@ class _DeadlineReads(io.RawIOBase):
         super().close()
 
 
-def deadline_response_class(deadline: Deadline) -> type[http.client.HTTPResponse]:
-    """An http.client response class whose every read of the status line, headers and body ends by `deadline`."""
+def deadline_response_class(deadline: Deadline | Callable[[], Deadline]) -> type[http.client.HTTPResponse]:
+    """An http.client response class whose every read of the status line, headers and body ends by `deadline`
+    (or by what `deadline()` returns when the response is made)."""
 
     class DeadlineResponse(http.client.HTTPResponse):
         def __init__(self, sock: Any, debuglevel: int = 0, method: str | None = None, url: str | None = None) -> None:
             super().__init__(sock, debuglevel, method, url)
+            ends_by = deadline if isinstance(deadline, Deadline) else deadline()
             # The stream http.client opened reads without a deadline: wrap it before anything is read from it.
-            self.fp = io.BufferedReader(_DeadlineReads(self.fp, sock, deadline))
+            self.fp = io.BufferedReader(_DeadlineReads(self.fp, sock, ends_by))
 
     return DeadlineResponse
 
@@ -149,6 +152,11 @@ class DeadlineSession(requests.Session):
         self._adapter = _DeadlineAdapter(deadline)
         self.mount("http://", self._adapter)
         self.mount("https://", self._adapter)
+
+    def limit_reads(self, deadline: Deadline) -> None:
+        """The responses to the requests that follow end by `deadline`, which must not be later than the session's:
+        a first attempt that leaves time for a fallback."""
+        self._adapter.read_deadline = deadline
 
     def peer_certificate(self, ip: str, port: int) -> bytes | None:
         """The DER certificate the HTTPS server at (ip, port) presented on this session's last connection to it."""

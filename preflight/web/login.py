@@ -25,6 +25,7 @@ from preflight.model import Finding, Status
 from preflight.profiles import LoginPage
 from preflight.web.certificate_evidence import certificate_evidence
 from preflight.web.html_forms import (
+    MAX_FORMS,
     ParsedPage,
     find_login_form,
     meta_csrf_fields,
@@ -206,6 +207,10 @@ def _fetch(
     for _ in range(_MAX_REDIRECTS + 1):
         url = origin.pinned(url)
         timeout = deadline.cap(deadline.remaining() if budget is None else budget)
+        if isinstance(session, DeadlineSession):
+            # Not only each wait but the whole response ends within `timeout`: a server that drips its answer
+            # must not take the time a fallback endpoint was left.
+            session.limit_reads(Deadline(timeout))
         with session.request(
             method, url, data=data, auth=auth, allow_redirects=False, stream=True, timeout=timeout
         ) as response:
@@ -400,9 +405,13 @@ class _Login:
         if form is None:
             evidence["outcome"] = "no-login-form"
             named = f" with a field named {settings.password_field!r}" if settings.password_field else ""
+            too_many = ""
+            if page.body.forms_left_out:
+                evidence["forms_left_out"] = page.body.forms_left_out
+                too_many = f"; only the first {MAX_FORMS} of its forms were read"
             return Finding(
                 Status.FAIL,
-                f"no login form{named} found at {urlsplit(page.url).path} (HTTP {page.status})",
+                f"no login form{named} found at {urlsplit(page.url).path} (HTTP {page.status}{too_many})",
                 evidence,
                 f"TCP {origin.port} must reach the system's {spec.what} login page. Check that the port is forwarded "
                 "to the system itself and not to another web server.",
