@@ -80,9 +80,21 @@ def format_loc(loc: Iterable[str | int]) -> str:
         if isinstance(part, int) and previous not in NUMBER_KEYED:
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            shown = _shown_key(part)
+            text += f".{shown}" if text else shown
         previous = part
     return text or "top level"
+
+
+_KEY_SHOWN_LIMIT = 60
+
+
+def _shown_key(part: str | int) -> str:
+    # A key is the user's own text: a line break in it would split the one-line error, a long one would drown it.
+    shown = str(part)
+    if not shown.isprintable():
+        shown = shown.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= _KEY_SHOWN_LIMIT else shown[: _KEY_SHOWN_LIMIT - 1] + "…"
 
 
 MAX_VALUES = 1_000_000
@@ -260,9 +272,21 @@ def _construct(node: yaml.Node, loc: Loc, path: Path, constructor: yaml.construc
     if node.tag not in constructor.yaml_constructors:
         raise ConfigError(f"{where}: YAML tag {_short_tag(node.tag)} is not supported")
     try:
-        return constructor.construct_object(node)
-    except (yaml.YAMLError, ValueError, TypeError, AttributeError):
+        value = constructor.construct_object(node)
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, LookupError, ArithmeticError):
+        # PyYAML's constructors trip over odd values in their own ways: `!!int ''` raises IndexError.
         raise ConfigError(f"{where}: is not a valid {_short_tag(node.tag)} value") from None
+    if isinstance(value, str) and _SURROGATE.search(value):
+        # JSON writes a character beyond U+FFFF as two escapes ("\\ud83d\\ude00"), which PyYAML reads as two halves.
+        try:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16")
+        except UnicodeDecodeError:
+            problem = "holds half of a UTF-16 escape pair (\\ud800-\\udfff) without its other half"
+            raise ConfigError(f"{where}: {problem}") from None
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 _FRIENDLY = {
