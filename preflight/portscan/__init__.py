@@ -60,12 +60,15 @@ def _syn_scan(
         ports = engine.scan(endpoints)
         echo.update(engine.echo)
         overloaded = engine.dropped > 0
+        timing = engine.timing
     for window in CALM_WINDOWS:
         silent = [endpoint for endpoint, verdict in ports.items() if verdict.reason == "no-response"]
         if not overloaded or not silent:
             return ports
         # The kernel dropped answers before we read them, so silence proves nothing: ask again, calmly.
         with SynEngine(timeout, window, echo=False) as engine:
+            # Each host's round trip, learned from the answers that were read, still holds on the calmer pass.
+            engine.timing = timing
             ports.update(engine.scan(silent))
             overloaded = engine.dropped > 0
     if overloaded:
