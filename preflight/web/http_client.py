@@ -71,7 +71,13 @@ class _DeadlineAdapter(HTTPAdapter):
         class TrackedHTTPSPool(HTTPSConnectionPool):
             ConnectionCls = TrackedHTTPSConnection
 
-        self.poolmanager = PoolManager(num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs)
+        self.poolmanager = PoolManager(
+            num_pools=connections,
+            maxsize=maxsize,
+            block=block,
+            ssl_context=_tracked_tls_context(track, lambda: self.read_deadline),
+            **pool_kwargs,
+        )
         self.poolmanager.pool_classes_by_scheme = {"http": TrackedHTTPPool, "https": TrackedHTTPSPool}
 
     def _track(self, sock: socket.socket) -> socket.socket:
@@ -137,9 +143,35 @@ def deadline_response_class(deadline: Deadline | Callable[[], Deadline]) -> type
     return DeadlineResponse
 
 
+def _tracked_tls_context(
+    track: Callable[[socket.socket], socket.socket], deadline: Callable[[], Deadline]
+) -> ssl.SSLContext:
+    """The session's TLS client context: no verification (probes report certificates themselves), and every TLS
+    socket tracked and bounded by the deadline before its handshake starts.
+
+    urllib3 wraps the connected socket in a new SSLSocket and detaches the old one, so a shutdown of the socket
+    tracked at connect time no longer reaches the handshake; and the handshake's own timeout starts only after the
+    connect and the context's set-up, past the deadline.
+    """
+
+    class TrackedSSLSocket(ssl.SSLSocket):
+        def do_handshake(self, block: bool = False) -> None:
+            track(self)
+            ends_by = deadline()
+            self.settimeout(ends_by.cap(ends_by.remaining()))
+            super().do_handshake(block)
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.sslsocket_class = TrackedSSLSocket
+    return context
+
+
 def _shutdown(sock: socket.socket) -> None:
+    # The plain socket's shutdown: SSLSocket.shutdown also drops its SSL object, under a read in another thread.
     with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class DeadlineSession(requests.Session):
