@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,10 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from preflight.deadline import Deadline
 from preflight.demo import certificates
+from preflight.web.html_forms import MAX_FORMS, find_login_form, parse_page
 from tests.lab import LAB_IMAGE, REPO, assert_no_secrets, new_secret, require_lab, secret_forms
-
-pytestmark = [pytest.mark.lab]
 
 TIMEOUT_SECONDS = 6.0
 # The promise: every check ends within its deadline plus this.
@@ -394,6 +394,7 @@ def test_every_variant_is_in_both_tables() -> None:
     assert set(SERVICE_EXPECTED) == set(LOGIN_EXPECTED) == set(VARIANTS)
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_service_identity_names_what_each_hostile_server_did(service_run: MeasuredRun, variant: str) -> None:
     for check_id, (status, reason, words) in SERVICE_EXPECTED[variant].items():
@@ -404,6 +405,7 @@ def test_service_identity_names_what_each_hostile_server_did(service_run: Measur
         assert check["status"] == "pass" or check["remediation"]
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_logins_name_what_each_hostile_server_did(login_run: MeasuredRun, variant: str) -> None:
     for check_id, (status, outcome, words) in LOGIN_EXPECTED[variant].items():
@@ -414,12 +416,14 @@ def test_logins_name_what_each_hostile_server_did(login_run: MeasuredRun, varian
         assert check["status"] == "pass" or check["remediation"]
 
 
+@pytest.mark.lab
 def test_an_oversized_login_page_is_read_only_to_its_first_mebibyte(login_run: MeasuredRun) -> None:
     for variant in ("body-1g", "gzip-bomb"):
         assert login_run.check(variant, "gui-login/443")["evidence"]["login_page_truncated_at_bytes"] == 2**20
     assert "login_page_truncated_at_bytes" not in login_run.check("well-behaved", "gui-login/443")["evidence"]
 
 
+@pytest.mark.lab
 @pytest.mark.deadline
 @pytest.mark.parametrize("run_name", ["service_run", "login_run"])
 def test_every_check_ends_within_its_deadline(run_name: str, request: pytest.FixtureRequest) -> None:
@@ -435,12 +439,14 @@ def test_every_check_ends_within_its_deadline(run_name: str, request: pytest.Fix
     assert max(check["duration_ms"] for check in checks) > TIMEOUT_SECONDS * 1000 * 0.9
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("run_name", ["service_run", "login_run"])
 def test_peak_memory_of_the_whole_run_stays_bounded(run_name: str, request: pytest.FixtureRequest) -> None:
     run: MeasuredRun = request.getfixturevalue(run_name)
     assert 0 < run.peak_rss_bytes < RSS_LIMIT_BYTES, _table(run)
 
 
+@pytest.mark.lab
 def test_no_password_in_any_output(hostile_lab: HostileLab, service_run: MeasuredRun, login_run: MeasuredRun) -> None:
     forms = secret_forms([hostile_lab.gui_password, hostile_lab.root_password], usernames=["admin", "root"])
     for run in (service_run, login_run):
@@ -449,6 +455,7 @@ def test_no_password_in_any_output(hostile_lab: HostileLab, service_run: Measure
     assert "gui-login/443" in login_run.stderr
 
 
+@pytest.mark.lab
 def test_passwords_cross_plain_http_only_with_the_opt_in(hostile_lab: HostileLab, login_run: MeasuredRun) -> None:
     logins = [line for line in hostile_lab.logs().splitlines() if line.startswith("login ")]
     # Control: the opt-in host's GUI password did go over plain HTTP, and HTTPS logins arrived as well.
@@ -458,3 +465,37 @@ def test_passwords_cross_plain_http_only_with_the_opt_in(hostile_lab: HostileLab
     # The Setup Wizard has no opt-in anywhere: no root login ever came over plain HTTP.
     assert not [line for line in logins if " http/" in line and "user=root" in line], logins
     assert all("password=right" in line for line in logins), logins
+
+
+# Pages a hostile server may send, parsed without a network.
+
+PARSE_DEADLINE_SECONDS = 2.0
+LOGIN_FORM = '<form method="post" action="/login"><input name="username"><input type="password" name="password"></form>'
+
+
+@pytest.mark.deadline
+@pytest.mark.parametrize(
+    "page",
+    ["<a " * 350_000, '<a b="' * 170_000, "<" * 1_000_000, "<form></form>" * 80_000],
+    ids=["unclosed-tags", "unclosed-attributes", "lone-brackets", "empty-forms"],
+)
+def test_a_mebibyte_of_hostile_markup_is_parsed_within_the_deadline(page: str) -> None:
+    started = time.monotonic()
+    # Either the page is parsed in time or the parse gives up at the deadline; never minutes of quadratic work.
+    with suppress(TimeoutError):
+        parse_page(page, Deadline(PARSE_DEADLINE_SECONDS))
+    assert time.monotonic() - started < PARSE_DEADLINE_SECONDS + DEADLINE_SLACK_SECONDS
+
+
+def test_a_malformed_declaration_ends_the_parse_but_keeps_the_form_before_it() -> None:
+    # Python 3.11's parser raises AssertionError on "<![ ", which once escaped the probe with the page's text in it.
+    assert find_login_form(LOGIN_FORM + "<![ junk") is not None
+    assert find_login_form("<![ junk" + LOGIN_FORM) is None
+
+
+def test_a_login_form_behind_too_many_forms_is_not_looked_for() -> None:
+    page = parse_page('<form><input name="q"></form>' * MAX_FORMS + LOGIN_FORM)
+    assert find_login_form(page) is None
+    assert (len(page.forms), page.forms_left_out) == (MAX_FORMS, 1)
+    # Control: forms without inputs cannot hold a login and do not count, so 49,999 of them leave the form found.
+    assert find_login_form("<form></form>" * 49_999 + LOGIN_FORM) is not None
