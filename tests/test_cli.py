@@ -233,6 +233,7 @@ def _stalling_ssh_port() -> tuple[str, socket.socket]:
     pytest.skip(f"no free loopback address for port 2020 after {tries} tries")
 
 
+@pytest.mark.deadline
 def test_one_ctrl_c_stops_a_stalled_run_at_once_and_writes_nothing(tmp_path: Path) -> None:
     address, listener = _stalling_ssh_port()
     held: list[socket.socket] = []

@@ -110,6 +110,7 @@ def _timed(run: Callable[[Target, Deadline], Finding], target: Target) -> tuple[
     indirect=["hostile_server"],
     ids=["tarpit", "http-on-ssh-port", "junk-flood", "reset-mid-handshake"],
 )
+@pytest.mark.deadline
 def test_ssh_root_against_a_hostile_server_fails_within_its_deadline(hostile_server: int, expected: str) -> None:
     finding, elapsed = _timed(ssh_root.run, _target("ssh-root", hostile_server))
 
@@ -130,6 +131,7 @@ def test_ssh_root_against_a_hostile_server_fails_within_its_deadline(hostile_ser
     indirect=["hostile_server"],
     ids=["tarpit", "trickling-body", "no-login-form"],
 )
+@pytest.mark.deadline
 def test_gui_login_against_a_hostile_server_fails_within_its_deadline(hostile_server: int, expected: str) -> None:
     finding, elapsed = _timed(gui_login.run, _plain_http_gui_target(hostile_server))
 

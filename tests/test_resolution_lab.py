@@ -89,6 +89,7 @@ def test_name_resolving_to_public_and_private_addresses_names_the_private_one(tm
     assert f"give support the public IP address {GLOBAL_LOOKING_IPV6} instead" in remediation
 
 
+@pytest.mark.deadline
 def test_name_that_does_not_resolve_fails_fast_with_a_remediation(tmp_path: Path) -> None:
     started = time.monotonic()
     run = run_preflight_with_names(tmp_path, _inventory(tmp_path, "nowhere"), _names(), extra_args=NO_TRAFFIC)

@@ -92,6 +92,7 @@ def test_a_probe_that_raises_becomes_an_error_without_the_secret_and_other_hosts
 
 
 @pytest.mark.usefixtures("stand_in_probes")
+@pytest.mark.deadline
 def test_a_probe_that_ignores_its_deadline_is_abandoned_as_an_error() -> None:
     host = _host("slow")
     try:

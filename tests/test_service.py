@@ -186,6 +186,7 @@ def test_http_server_on_an_ssh_port_says_what_it_heard() -> None:
     assert f"TCP {stand_in.port} must reach the system's SSH server" in finding.remediation
 
 
+@pytest.mark.deadline
 def test_silent_tarpit_resolves_within_the_deadline_with_its_own_reason() -> None:
     with serving(lambda stand_in, connection: _sleep_out(connection)) as stand_in:
         finding, elapsed = probe(stand_in, "ssh")
@@ -214,6 +215,7 @@ def test_silent_tarpit_resolves_within_the_deadline_with_its_own_reason() -> Non
     ],
     ids=["reset", "closed", "closed-mid-banner"],
 )
+@pytest.mark.deadline
 def test_connection_dropped_before_a_banner(
     behaviour: Callable[[StandIn, socket.socket], None], reason: str, summary: str
 ) -> None:
@@ -234,6 +236,7 @@ def test_connection_dropped_before_a_banner(
     ],
     ids=["binary-junk", "endless-line", "endless-text-lines"],
 )
+@pytest.mark.deadline
 def test_flood_is_read_only_up_to_its_bound(chunk: bytes, summary: str) -> None:
     def flood(stand_in: StandIn, connection: socket.socket) -> None:
         ends_at = time.monotonic() + SERVER_LIFETIME_SECONDS
@@ -262,6 +265,7 @@ def test_trickled_banner_that_completes_in_time_passes() -> None:
     assert (finding.status, finding.evidence["banner"]) == (Status.PASS, "SSH-2.0-Trickle_1.0")
 
 
+@pytest.mark.deadline
 def test_trickled_banner_that_never_ends_stops_at_the_deadline() -> None:
     def endless_trickle(stand_in: StandIn, connection: socket.socket) -> None:
         connection.sendall(b"SSH-2.0-")
@@ -363,6 +367,7 @@ def test_ssh_server_on_an_http_port_says_what_it_heard() -> None:
     ],
     ids=["silent", "closed", "reset", "trickled-headers"],
 )
+@pytest.mark.deadline
 def test_http_port_that_does_not_answer_fails_within_the_deadline(
     behaviour: Callable[[StandIn, socket.socket], None], reason: str, summary: str
 ) -> None:
@@ -491,6 +496,7 @@ def test_plain_http_on_the_https_port_fails_the_handshake_and_says_so() -> None:
     ],
     ids=["tarpit-before-handshake", "silent-after-handshake", "trickled-headers-over-tls"],
 )
+@pytest.mark.deadline
 def test_https_port_that_does_not_answer_fails_within_the_deadline(
     tmp_path: Path, after_handshake: Callable[[StandIn, ssl.SSLSocket], None] | None, certificate_recorded: bool
 ) -> None:

@@ -117,6 +117,7 @@ def test_http_on_the_ssh_port_is_reported_as_not_ssh(hostile_run: HostileRun) ->
     assert run.exit_code == 1
 
 
+@pytest.mark.deadline
 def test_tarpit_resolves_within_its_deadline_and_the_login_is_not_attempted(hostile_run: HostileRun) -> None:
     run = hostile_run.run
     service = run.check("lab", "service/2222")

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
 from preflight.deadline import Deadline
 from preflight.inventory import Host
 from preflight.model import Status
@@ -82,6 +84,7 @@ def test_a_lost_first_request_is_sent_again_and_a_non_sip_tcp_answer_is_quoted()
     assert got[0] == got[1] and got[0].startswith(f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n".encode())
 
 
+@pytest.mark.deadline
 def test_silent_udp_and_a_closed_tcp_port_fail_within_the_deadline() -> None:
     with udp_server(lambda n, _: None) as (port, got):
         started = time.monotonic()

@@ -273,6 +273,7 @@ def test_session_whose_id_is_not_0_reports_the_uid(known_hosts_file: Path) -> No
     assert "printed '1000', not 0" in finding.summary
 
 
+@pytest.mark.deadline
 def test_authentication_that_never_answers_times_out_within_the_deadline(known_hosts_file: Path) -> None:
     stand_in = StandIn(stall_auth_seconds=DEADLINE_SECONDS + SLACK_SECONDS)
 
@@ -284,6 +285,7 @@ def test_authentication_that_never_answers_times_out_within_the_deadline(known_h
     assert elapsed < DEADLINE_SECONDS + SLACK_SECONDS
 
 
+@pytest.mark.deadline
 def test_silent_port_is_a_banner_timeout_within_the_deadline(known_hosts_file: Path) -> None:
     def tarpit(connection: socket.socket) -> None:
         time.sleep(DEADLINE_SECONDS + SLACK_SECONDS)
