@@ -87,6 +87,7 @@ class MeasuredRun:
     report: dict[str, Any]
     elapsed: float
     peak_rss_bytes: int
+    other_outputs: dict[str, str]  # the HTML report and the JUnit XML
 
     def check(self, variant: str, check_id: str) -> dict[str, Any]:
         host = next(host for host in self.report["hosts"] if host["name"] == variant)
@@ -216,7 +217,7 @@ def _inventory(folder: Path, lab: HostileLab) -> Path:
 def run_measured(folder: Path, lab: HostileLab, only: str) -> MeasuredRun:
     """`preflight check --only ONLY` on every variant as a child process; its peak RSS from the kernel (wait4)."""
     inventory = _inventory(folder, lab)
-    json_path = folder / f"{only.replace(',', '+')}.json"
+    json_path, html_path, junit_path = folder / "report.json", folder / "report.html", folder / "junit.xml"
     out_path, err_path = folder / "stdout.txt", folder / "stderr.txt"
     command = [
         str(REPO / ".venv" / "bin" / "preflight"),
@@ -228,6 +229,10 @@ def run_measured(folder: Path, lab: HostileLab, only: str) -> MeasuredRun:
         str(TIMEOUT_SECONDS),
         "--json",
         str(json_path),
+        "--html",
+        str(html_path),
+        "--junit",
+        str(junit_path),
         "-vv",
     ]
     environ = {
@@ -259,6 +264,7 @@ def run_measured(folder: Path, lab: HostileLab, only: str) -> MeasuredRun:
         elapsed,
         # Linux reports ru_maxrss in KiB.
         usage.ru_maxrss * 1024,
+        {"html": html_path.read_text(), "junit": junit_path.read_text()},
     )
 
 
@@ -450,9 +456,10 @@ def test_peak_memory_of_the_whole_run_stays_bounded(run_name: str, request: pyte
 def test_no_password_in_any_output(hostile_lab: HostileLab, service_run: MeasuredRun, login_run: MeasuredRun) -> None:
     forms = secret_forms([hostile_lab.gui_password, hostile_lab.root_password], usernames=["admin", "root"])
     for run in (service_run, login_run):
-        assert_no_secrets({"stdout": run.stdout, "stderr": run.stderr, "json": json.dumps(run.report)}, forms)
-    # The search above could find: -vv wrote a log, and the logins' evidence is in the report.
-    assert "gui-login/443" in login_run.stderr
+        outputs = {"stdout": run.stdout, "stderr": run.stderr, "json": json.dumps(run.report), **run.other_outputs}
+        assert_no_secrets(outputs, forms)
+    # The search above could find: -vv wrote a log, and every output holds the logins' results.
+    assert all("gui-login/443" in text for text in (login_run.stderr, *login_run.other_outputs.values()))
 
 
 @pytest.mark.lab
