@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.deadlines import pytest_runtest_call  # noqa: F401 - lets within_deadline record on the running test
 from tests.lab import LabTarget, lab_target, require_lab
 from tests.requirements import pytest_runtest_setup  # noqa: F401 - applies the `needs` markers
 

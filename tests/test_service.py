@@ -21,6 +21,7 @@ from preflight.probes import gui_login, service, ssh_root
 from preflight.profiles import RequiredPort, load_profiles
 from preflight.target import Target
 from preflight.web.certificate_evidence import certificate_evidence
+from tests.deadlines import within_deadline
 from tests.lab import LabCertificate, make_certificate, openssl_fingerprint
 from tests.loopback import loopback_server
 
@@ -195,7 +196,7 @@ def test_silent_tarpit_resolves_within_the_deadline_with_its_own_reason() -> Non
     assert finding.evidence["reason"] == "silent"
     assert finding.summary.startswith("port open but silent: no SSH banner within ")
     assert finding.evidence["bytes_read"] == 0
-    assert elapsed < DEADLINE_SECONDS + SLACK_SECONDS
+    within_deadline(elapsed, DEADLINE_SECONDS + SLACK_SECONDS)
 
 
 @pytest.mark.parametrize(
@@ -224,7 +225,7 @@ def test_connection_dropped_before_a_banner(
 
     assert (finding.status, finding.evidence["reason"]) == (Status.FAIL, reason)
     assert summary in finding.summary
-    assert elapsed < DEADLINE_SECONDS + SLACK_SECONDS
+    within_deadline(elapsed, DEADLINE_SECONDS + SLACK_SECONDS)
 
 
 @pytest.mark.parametrize(
@@ -249,7 +250,7 @@ def test_flood_is_read_only_up_to_its_bound(chunk: bytes, summary: str) -> None:
     assert (finding.status, finding.evidence["reason"]) == (Status.FAIL, "not-ssh")
     assert finding.summary == summary
     assert finding.evidence["bytes_read"] <= service.BANNER_BYTES_LIMIT
-    assert elapsed < DEADLINE_SECONDS + SLACK_SECONDS
+    within_deadline(elapsed, DEADLINE_SECONDS + SLACK_SECONDS)
 
 
 def test_trickled_banner_that_completes_in_time_passes() -> None:
@@ -279,7 +280,7 @@ def test_trickled_banner_that_never_ends_stops_at_the_deadline() -> None:
 
     assert (finding.status, finding.evidence["reason"]) == (Status.FAIL, "banner-incomplete")
     assert "did not arrive in full" in finding.summary
-    assert elapsed < DEADLINE_SECONDS + SLACK_SECONDS
+    within_deadline(elapsed, DEADLINE_SECONDS + SLACK_SECONDS)
 
 
 # HTTP ports
@@ -376,7 +377,7 @@ def test_http_port_that_does_not_answer_fails_within_the_deadline(
 
     assert (finding.status, finding.evidence["reason"]) == (Status.FAIL, reason)
     assert summary in finding.summary
-    assert elapsed < DEADLINE_SECONDS + SLACK_SECONDS
+    within_deadline(elapsed, DEADLINE_SECONDS + SLACK_SECONDS)
 
 
 def _trickle_headers(connection: socket.socket) -> None:
@@ -510,5 +511,5 @@ def test_https_port_that_does_not_answer_fails_within_the_deadline(
         finding, elapsed = probe(stand_in, "https")
 
     assert (finding.status, finding.evidence["reason"]) == (Status.FAIL, "no-response")
-    assert elapsed < DEADLINE_SECONDS + SLACK_SECONDS
+    within_deadline(elapsed, DEADLINE_SECONDS + SLACK_SECONDS)
     assert ("certificate" in finding.evidence) is certificate_recorded
