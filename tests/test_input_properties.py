@@ -16,12 +16,14 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import markupsafe
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -237,12 +239,19 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 def render(capsys: pytest.CaptureFixture[str], folder: Path, data: bytes) -> Outcome:
-    report = folder / "report.json"
+    report, html, junit = folder / "report.json", folder / "r.html", folder / "r.xml"
     report.write_bytes(data)
-    outcome = run_cli(
-        capsys, ["render", str(report), "--html", str(folder / "r.html"), "--junit", str(folder / "r.xml")]
-    )
+    for old in (html, junit):
+        old.unlink(missing_ok=True)
+    outcome = run_cli(capsys, ["render", str(report), "--html", str(html), "--junit", str(junit)])
     assert_clean(outcome, (0, 2))
+    if outcome.code == 0:
+        # A report that loads renders whole: a page that names each host, and JUnit XML that parses.
+        page = html.read_text()
+        assert all(str(markupsafe.escape(host["name"])) in page for host in json.loads(data)["hosts"])
+        ElementTree.fromstring(junit.read_bytes())  # noqa: S314 - preflight's own output
+    else:
+        assert not html.exists() and not junit.exists()
     return outcome
 
 
