@@ -175,9 +175,12 @@ class ScanEngine(ABC):
         expires = min(probe.sent_at + self.timing.timeout(endpoint[0], probe.attempt), own_share)
         if expires > now:
             # What the host's answers taught us says to wait longer than first thought. A host that has not answered
-            # yet is looked at again soon: its first answers may arrive any moment and shorten the wait.
-            measured = self.timing.measured(endpoint[0])
-            self._arm(endpoint, probe.attempt, expires if measured else min(expires, now + MIN_TIMEOUT))
+            # yet is looked at again soon, then less often (its first answers may arrive any moment and shorten the
+            # wait; the doubling keeps a scan of silent hosts cheap).
+            if self.timing.measured(endpoint[0]):
+                self._arm(endpoint, probe.attempt, expires)
+            else:
+                self._arm(endpoint, probe.attempt, min(expires, now + max(MIN_TIMEOUT, now - probe.sent_at)))
             return
         if probe.attempt + 1 < PROBES_PER_PORT and now < last_chance:
             if not self.send(endpoint, probe.attempt + 1):
