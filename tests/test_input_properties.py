@@ -269,7 +269,13 @@ def test_any_bytes_as_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    # Half a surrogate pair is valid JSON text ("\\ud800") and no valid Unicode: json.dumps writes it escaped.
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["\ud800", "a\udfffb", "\U0001f600"]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=20,
 )
@@ -498,6 +504,7 @@ NASTY_REPORTS: dict[str, tuple[Callable[[dict[str, bytes]], bytes], str]] = {
     "top-level-list-of-10^6": (lambda _: json.dumps(["x" * 10] * 10**6).encode(), "top level: ['xxxxxxxxxx'"),
     "invalid-utf-8": (lambda r: r["1"][:100] + b"\xff" + r["1"][100:], "not a JSON report"),
     "nul-byte": (lambda r: b"\x00" + r["1"], "not a JSON report"),
+    "lone-surrogate": (lambda r: r["1"].replace(b'"demo-pbx"', b'"\\ud83d"', 1), "half of a UTF-16 surrogate pair"),
 }
 
 

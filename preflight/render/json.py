@@ -112,9 +112,14 @@ def _check(check: CheckResult) -> dict[str, Any]:
 def load_document(path: Path) -> dict[str, Any]:
     """A saved report, checked against the schema; ConfigError (one line) if it is not one."""
     try:
-        document = json.loads(
-            path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant
-        )
+        text = path.read_text(encoding="utf-8")
+        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        if "\\u" in text:
+            # A lone \ud800-\udfff escape loads as half a character that no page or file can hold.
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        problem = "a string holds half of a UTF-16 surrogate pair (\\ud800-\\udfff)"
+        raise ConfigError(f"{path}: not a JSON report: {problem}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
