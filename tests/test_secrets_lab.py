@@ -1,4 +1,4 @@
-"""No password in any output: every SSH, GUI and Setup Wizard variant of the lab in one `preflight check -vv`, then a
+"""No password (nor key passphrase) in any output: every SSH, GUI and Setup Wizard variant of the lab in one `preflight check -vv`, then a
 second run where every SSH host key has changed; stdout, stderr (the -vv log), JSON, HTML, JUnit and the known_hosts
 file are searched for each password in clear and in every encoding it travels in.
 
@@ -19,6 +19,8 @@ from urllib.parse import quote, quote_plus
 import paramiko
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from preflight.known_hosts import fingerprint_of
 from tests.lab import LabTarget, Run, assert_no_secrets, lab_target, require_lab, run_preflight, secret_forms
@@ -75,6 +77,16 @@ def _inventory(folder: Path, targets: Mapping[str, LabTarget]) -> tuple[Path, di
         key = name.upper().replace("2", "TWO_")
         environ[f"{key}_ROOT"], environ[f"{key}_GUI"] = target.root_password, target.gui_password
     environ["WRONG_ROOT"], environ["WRONG_GUI"] = awkward_secret("wrong-root"), awkward_secret("wrong-gui")
+    environ["KEY_PASSPHRASE"], environ["WRONG_PASSPHRASE"] = awkward_secret("phrase"), awkward_secret("wrong-phrase")
+    key_file = folder / "id_ed25519"
+    key_file.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.BestAvailableEncryption(environ["KEY_PASSPHRASE"].encode()),
+        )
+    )
+    key_file.chmod(0o600)
     form, basic, digest, two_factor, http = (targets[name] for name in ("form", "basic", "digest", "2fa", "http"))
     impostor = fingerprint_of(paramiko.ECDSAKey.generate().asbytes())
     opt_in = {"allow_plain_http": True}
@@ -82,6 +94,8 @@ def _inventory(folder: Path, targets: Mapping[str, LabTarget]) -> tuple[Path, di
         _host("form-right", form, **_logins("FORM_ROOT", "FORM_GUI")),
         _host("form-wrong", form, **_logins("WRONG_ROOT", "WRONG_GUI")),
         _host("form-pin-mismatch", form, ssh={"root_password": "${FORM_ROOT}", "host_key": impostor}),
+        _host("key-not-authorized", form, ssh={"key_file": str(key_file), "key_passphrase": "${KEY_PASSPHRASE}"}),
+        _host("key-wrong-passphrase", form, ssh={"key_file": str(key_file), "key_passphrase": "${WRONG_PASSPHRASE}"}),
         _host("basic-kbd-right", basic, **_logins("BASIC_ROOT", "BASIC_GUI")),
         _host("basic-kbd-wrong", basic, **_logins("WRONG_ROOT", "WRONG_GUI", setup_wizard=opt_in)),
         _host("wizard-http-opt-in", basic, ssh={"root_password": "${BASIC_ROOT}"}, setup_wizard=opt_in),
@@ -135,6 +149,8 @@ def test_no_password_in_any_output_of_any_variant_in_any_encoding(
             ("form-wrong", "ssh-root/2020"),
             ("form-wrong", "gui-login/443"),
             ("form-pin-mismatch", "ssh-root/2020"),
+            ("key-not-authorized", "ssh-root/2020"),
+            ("key-wrong-passphrase", "ssh-root/2020"),
             ("basic-kbd-right", "ssh-root/2020"),
             ("basic-kbd-right", "gui-login/443"),
             ("basic-kbd-right", "setup-wizard-login/81"),
@@ -157,6 +173,8 @@ def test_no_password_in_any_output_of_any_variant_in_any_encoding(
         ("form-wrong", "ssh-root/2020"): "password-refused",
         ("form-wrong", "gui-login/443"): "wrong-credentials",
         ("form-pin-mismatch", "ssh-root/2020"): "host-key-pin-mismatch",
+        ("key-not-authorized", "ssh-root/2020"): "key-refused",
+        ("key-wrong-passphrase", "ssh-root/2020"): "key-file-unusable",
         ("basic-kbd-right", "ssh-root/2020"): "root-login",
         ("basic-kbd-right", "gui-login/443"): "logged-in",
         ("basic-kbd-right", "setup-wizard-login/81"): "plain-http-not-sent",
