@@ -6,7 +6,6 @@ Each variant is a lab container started with the environment lab/target/entrypoi
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from tests.lab import (
     sshd_log_after,
     sshd_log_lines,
 )
+from tests.requirements import need_tool
 
 # What OpenSSH 9.2 logs at LogLevel INFO for an authentication attempt as root; PAM's line covers keyboard-interactive.
 PASSWORD_ATTEMPT_WORDS = (
@@ -204,15 +204,14 @@ def test_first_contact_records_the_key_and_a_rotated_key_is_refused_without_a_pa
     _, first = _check_ssh(tmp_path, rotating_target)
     assert (first["status"], first["evidence"]["host_key_check"]) == ("pass", "recorded on first contact")
     assert first["evidence"]["known_hosts"] == str(known_hosts)
-    if shutil.which("ssh-keygen") is not None:
-        found = subprocess.run(
-            ["ssh-keygen", "-F", f"[{rotating_target.ip}]:2020", "-f", str(known_hosts)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert found.returncode == 0
-        assert first["evidence"]["host_key_type"] in found.stdout
+    found = subprocess.run(
+        [need_tool("ssh-keygen", "openssh-client"), "-F", f"[{rotating_target.ip}]:2020", "-f", str(known_hosts)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert found.returncode == 0
+    assert first["evidence"]["host_key_type"] in found.stdout
     _, second = _check_ssh(tmp_path, rotating_target)
     assert (second["status"], second["evidence"]["host_key_check"]) == ("pass", "matches known_hosts")
 
