@@ -22,17 +22,17 @@ from preflight.service.commands import add_commands as add_service_commands
 
 if TYPE_CHECKING:
     from preflight.inventory import Inventory
-    from preflight.plan import build_plan
-    from preflight.runner import run_plan
+    from preflight.plan import iter_plan
+    from preflight.runner import PlanRun
 else:
     # Module attributes, so a test can replace them, that import the planner and runner only when a check runs.
-    def build_plan(*args: Any, **kwargs: Any) -> Any:
-        from preflight.plan import build_plan as build
+    def iter_plan(*args: Any, **kwargs: Any) -> Any:
+        from preflight.plan import iter_plan as plan
 
-        return build(*args, **kwargs)
+        return plan(*args, **kwargs)
 
-    def run_plan(*args: Any, **kwargs: Any) -> Any:
-        from preflight.runner import run_plan as run
+    def PlanRun(*args: Any, **kwargs: Any) -> Any:  # named as the class it stands in for
+        from preflight.runner import PlanRun as run
 
         return run(*args, **kwargs)
 
@@ -355,11 +355,9 @@ def _check_locally(
 ) -> int:
     """Probe from this machine; each report is written as the hosts complete, and put in place once the run ends."""
     from preflight.options import RunOptions
-    from preflight.plan import iter_plan
     from preflight.portscan import raw_sockets_allowed
     from preflight.progress import progress_for
     from preflight.report_stream import RunReports
-    from preflight.runner import PlanRun
 
     options = RunOptions(
         tcp_method=args.tcp_method, known_hosts=args.known_hosts, strict_host_keys=args.strict_host_keys

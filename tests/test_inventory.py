@@ -1079,8 +1079,8 @@ def test_check_with_a_broken_inventory_never_plans_or_runs_a_check(
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("a check was planned or run for a broken inventory")
 
-    monkeypatch.setattr(preflight.cli, "build_plan", must_not_run)
-    monkeypatch.setattr(preflight.cli, "run_plan", must_not_run)
+    monkeypatch.setattr(preflight.cli, "iter_plan", must_not_run)
+    monkeypatch.setattr(preflight.cli, "PlanRun", must_not_run)
     path = _write(tmp_path, "hosts:\n  - {name: pbx1, product: pbxware, address: 127.0.0.1}\n  - nope\n")
 
     exit_code = preflight.cli.main(["check", str(path)])
