@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help="hosts whose logins and other per-host checks run at once (default %(default)s); "
-        "the port scan covers every host together",
+        "the port scan covers up to 4,096 hosts together",
     )
     check.add_argument("-q", "--quiet", action="store_true", help="print only the final verdict line")
     check.add_argument(

@@ -2,8 +2,8 @@
 
 A module `foo_bar.py` is the check kind `foo-bar`. It defines
 `plan(host, profile) -> list[Target]` and `run(target, deadline) -> Finding`. A kind that works better in
-bulk (one port scan for the whole run) also defines `run_batch(targets, timeout) -> list[Finding]`;
-the runner then gives it every target of that kind at once. Such a kind may not need another check.
+bulk (one port scan for a batch of up to 4,096 hosts) also defines `run_batch(targets, timeout) -> list[Finding]`;
+the runner then gives it every target of that kind in a batch at once. Such a kind may not need another check.
 """
 
 from __future__ import annotations
