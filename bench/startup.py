@@ -2,7 +2,8 @@
 
 Each command runs REPEATS times as a fresh process (the `preflight` console script of this interpreter's
 environment, else `python -m preflight`), taking turns; the medians are printed with a bare `python -c pass` as
-the floor no change to preflight can remove. No root, no network: see bench/README.md.
+the floor no change to preflight can remove. CPU time (user + system, from wait4) is printed too: on a shared
+machine it moves less than wall time. No root, no network: see bench/README.md.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from bench.measure import measured
 
 # Libraries a command must not load unless it uses them; validate and --version use none of them (validate does
 # use pydantic and yaml, for the inventory).
@@ -36,10 +38,11 @@ def write_inventory(folder: Path, hosts: int) -> Path:
     return path
 
 
-def _once(command: Sequence[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, timeout=60)
-    return time.perf_counter() - started
+def _once(command: Sequence[str], output: Path) -> tuple[float, float]:
+    usage = measured(command, output)
+    if usage.status != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {usage.status}: {output.read_text()[-2000:]}")
+    return usage.wall_seconds, usage.cpu_seconds
 
 
 def imported(arguments: Sequence[str]) -> set[str]:
@@ -66,15 +69,17 @@ def main() -> int:
             "preflight --version": [*preflight, "--version"],
             f"preflight validate ({args.hosts} hosts)": [*preflight, "validate", str(inventory)],
         }
-        times: dict[str, list[float]] = {label: [] for label in commands}
+        times: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
         for _ in range(max(1, args.repeats)):
             for label, command in commands.items():
-                times[label].append(_once(command))
-        print(f"{'command':40} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
-        for label, measured in times.items():
+                times[label].append(_once(command, Path(folder) / "output.txt"))
+        print(f"{'command':40} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'CPU ms':>8}")
+        for label, runs in times.items():
+            walls = [wall for wall, _ in runs]
+            cpu = statistics.median(cpu for _, cpu in runs)
             print(
-                f"{label:40} {1000 * statistics.median(measured):10.0f} {1000 * min(measured):8.0f} "
-                f"{1000 * max(measured):8.0f}"
+                f"{label:40} {1000 * statistics.median(walls):10.0f} {1000 * min(walls):8.0f} "
+                f"{1000 * max(walls):8.0f} {1000 * cpu:8.0f}"
             )
         for arguments in (["--version"], ["validate", str(inventory)]):
             heavy = sorted(imported(arguments) & set(HEAVY))
