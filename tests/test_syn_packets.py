@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+import socket
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.packet import Raw
 
-from preflight.portscan.syn import QuotedProbe, echo_request, syn_packet, unreachable_probe
+from preflight.portscan.syn import QuotedProbe, echo_request, route, syn_packet, unreachable_probe
+from preflight.resolution import source_address
+from tests.requirements import need
 
 
 def _random_syn(chooser: random.Random) -> tuple[str, str, int, int, int]:
@@ -78,3 +81,22 @@ def test_a_quote_with_ip_options_and_only_eight_tcp_bytes_is_still_read() -> Non
 )
 def test_anything_but_an_unreachable_quoting_tcp_names_no_probe(message: bytes) -> None:
     assert unreachable_probe(message, len(message)) is None
+
+
+# Documentation ranges (RFC 5737): a UDP connect() only asks the routing table, so nothing is sent to them.
+OFF_MACHINE = ("192.0.2.1", "198.51.100.1", "203.0.113.1")
+
+
+def test_each_host_gets_the_source_address_the_kernel_routes_from_whatever_host_came_before() -> None:
+    routed = [address for address in OFF_MACHINE if source_address(address) is not None]
+    need(bool(routed), "a route off this machine (a default route), to tell its source address from 127.0.0.1")
+    off_machine = routed[0]
+
+    loopback = route("127.0.0.1")
+    after_loopback = route(off_machine)
+
+    assert loopback is not None and after_loopback is not None
+    assert socket.inet_ntoa(loopback[1]) == "127.0.0.1"
+    # The control: what a socket of its own finds for that address, and it is not loopback's.
+    assert socket.inet_ntoa(after_loopback[1]) == source_address(off_machine) != "127.0.0.1"
+    assert after_loopback[0] == socket.inet_aton(off_machine)

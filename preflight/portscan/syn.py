@@ -99,6 +99,20 @@ def echo_request(echo_id: int) -> bytes:
     return unsummed[:2] + struct.pack("!H", checksum(unsummed)) + unsummed[4:]
 
 
+def route(ip: str) -> tuple[bytes, bytes, int] | None:
+    """`ip` and the source address the kernel routes to it from, packed, with their checksum words; None: no route."""
+    # A UDP socket's connect() asks the routing table and sends nothing. A fresh socket each time: a connected one
+    # keeps its first source address, and with 127.0.0.1 it then refuses every address off this machine (EINVAL).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as router:
+        try:
+            router.connect((ip, 9))
+        except OSError:
+            return None
+        source = router.getsockname()[0]
+    packed_source, packed_destination = socket.inet_aton(source), socket.inet_aton(ip)
+    return packed_destination, packed_source, _address_sum(packed_source) + _address_sum(packed_destination)
+
+
 class QuotedProbe(NamedTuple):
     """What an ICMP destination unreachable says about the TCP probe it quotes."""
 
@@ -152,8 +166,6 @@ class SynEngine(ScanEngine):
         self._port_holder.bind(("0.0.0.0", 0))  # noqa: S104 - reserves a port number; never listens
         self.source_port: int = self._port_holder.getsockname()[1]
         self._echo_id = secrets.randbelow(0xFFFF) + 1
-        # A UDP socket asks the kernel which source address it would route from: connect() sends nothing.
-        self._router = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self._tcp = self._receiver(socket.IPPROTO_TCP)
         self._icmp = self._receiver(socket.IPPROTO_ICMP)
@@ -169,7 +181,7 @@ class SynEngine(ScanEngine):
 
     def close(self) -> None:
         super().close()
-        for sock in (self._port_holder, self._router, self._sender, self._tcp, self._icmp):
+        for sock in (self._port_holder, self._sender, self._tcp, self._icmp):
             sock.close()
 
     @staticmethod
@@ -209,21 +221,12 @@ class SynEngine(ScanEngine):
                 continue
             self._echo_sent[ip] = sent_at
 
-    def _host(self, ip: str) -> tuple[bytes, bytes, int] | None:
-        try:
-            self._router.connect((ip, 9))
-            source = self._router.getsockname()[0]
-        except OSError:
-            return None
-        packed_source, packed_destination = socket.inet_aton(source), socket.inet_aton(ip)
-        return packed_destination, packed_source, _address_sum(packed_source) + _address_sum(packed_destination)
-
     def send(self, endpoint: Endpoint, attempt: int) -> bool:
         ip, port = endpoint
         try:
             host = self._hosts[ip]
         except KeyError:
-            host = self._hosts[ip] = self._host(ip)
+            host = self._hosts[ip] = route(ip)
         if host is None:
             self.answer_without_probe(endpoint, Answer("filtered", "local-no-route"))
             return True
