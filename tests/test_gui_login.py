@@ -466,3 +466,38 @@ def test_https_that_refuses_falls_back_to_plain_http_only_with_the_opt_in() -> N
     )
     assert opted_in.evidence["not_answered"] == [f"https {https_port}: refused the connection"]
     assert f"Forward TCP {https_port}" in opted_in.remediation
+
+
+def _refusing_basic_gui(handler: BaseHTTPRequestHandler, seen: Seen) -> tuple[int, dict[str, str], str]:
+    return 401, {"WWW-Authenticate": 'Basic realm="GUI"'}, "login required"
+
+
+def test_a_refused_login_after_falling_back_to_plain_http_names_the_https_port_in_its_fix() -> None:
+    with socket.socket() as closed, stand_in_gui(_refusing_basic_gui) as (http_port, _):
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: HTTPS on it is refused
+        https_port = closed.getsockname()[1]
+        profile = PBXWARE.model_copy(
+            update={
+                "ports": (
+                    RequiredPort(port=http_port, service="http", purpose="Web GUI (HTTP)"),
+                    RequiredPort(port=https_port, service="https", purpose="Web GUI (HTTPS)"),
+                ),
+                "gui_login": GuiLogin(port=https_port),
+            }
+        )
+        host = _host(password=GUI_PASSWORD, allow_plain_http=True)
+        fell_back = _run(Target("gui-login/x", "r", host, profile, port=https_port, ip="127.0.0.1",
+                                addresses=("127.0.0.1",)))  # fmt: skip
+        # Control: the profile's GUI port is itself plain HTTP, so there was no fallback to explain.
+        direct = _run(_plain_http_target(http_port, settings=GuiLogin(port=http_port)))
+
+    assert (fell_back.status, fell_back.evidence["outcome"], fell_back.evidence["port"]) == (
+        Status.FAIL,
+        "wrong-credentials",
+        http_port,
+    )
+    assert f"TCP {http_port} refused the login" in fell_back.remediation
+    assert f"because TCP {https_port} did not answer over HTTPS" in fell_back.remediation
+    assert f"Forward TCP {https_port}" in fell_back.remediation
+    assert (direct.status, direct.evidence["outcome"]) == (Status.FAIL, "wrong-credentials")
+    assert "did not answer over HTTPS" not in direct.remediation

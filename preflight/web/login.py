@@ -10,7 +10,7 @@ password field. The outcome is decided by evidence, never by the absence of an e
 from __future__ import annotations
 
 import http.client
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -470,6 +470,19 @@ class _Login:
         return verdict
 
     def _finding(self, verdict: Verdict) -> Finding:
+        finding = self._judged_finding(verdict)
+        https_port = self.spec.settings.port
+        if finding.status is Status.PASS or self.origin.scheme != "http" or self.origin.port == https_port:
+            return finding
+        # The login fell back to plain HTTP: the fix must also name the HTTPS port that did not answer.
+        advice = _plain_http_advice(self.spec, self.origin.port)
+        fallback = (
+            f" This login went over plain HTTP on TCP {self.origin.port} because TCP {https_port} did not answer over "
+            f"HTTPS: {advice}"
+        )
+        return replace(finding, remediation=finding.remediation + fallback)
+
+    def _judged_finding(self, verdict: Verdict) -> Finding:
         spec, evidence, origin = self.spec, self.evidence, self.origin
         plain = origin.scheme == "http"
         kind = _auth_words(evidence.get("auth", "form"))
