@@ -10,8 +10,10 @@ authenticates is sent.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,6 +94,26 @@ class _PromptDeclined(paramiko.SSHException):
         super().__init__(f"{outcome}: {prompt}")
         self.outcome = outcome
         self.prompt = prompt
+
+
+class _DeclineIsNotAnError(logging.Filter):
+    """paramiko logs the exception a prompt handler raises as an ERROR with its traceback; a decline is a decision.
+
+    paramiko logs those lines inside its `except` block, so the exception being handled says which they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        declined = sys.exc_info()[1]
+        if not isinstance(declined, _PromptDeclined):
+            return True
+        if not record.getMessage().startswith("Exception ("):
+            return False  # a line of the traceback
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        record.msg, record.args = f"keyboard-interactive prompt declined ({declined.outcome})", ()
+        return True
+
+
+logging.getLogger("paramiko.transport").addFilter(_DeclineIsNotAnError())
 
 
 def run(target: Target, deadline: Deadline) -> Finding:
