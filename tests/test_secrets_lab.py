@@ -104,6 +104,8 @@ def _inventory(folder: Path, targets: Mapping[str, LabTarget]) -> tuple[Path, di
         _host("second-factor", two_factor, **_logins("TWO_FA_ROOT", "TWO_FA_GUI")),
         _host("gui-http-refused", http, **_logins("HTTP_ROOT", "HTTP_GUI")),
         _host("gui-http-opt-in", http, **_logins("HTTP_ROOT", "HTTP_GUI", gui_plain_http=True)),
+        # Refused after the fall-back to plain HTTP: the fix names the HTTPS port too (the run checks every fix does).
+        _host("gui-http-opt-in-wrong", http, **_logins("HTTP_ROOT", "WRONG_GUI", gui_plain_http=True)),
         _host("ssh-2222-refused", two_factor, "serverware", **_logins("TWO_FA_ROOT", "TWO_FA_GUI")),
     ]
     path = folder / "inventory.yaml"
@@ -163,6 +165,7 @@ def test_no_password_in_any_output_of_any_variant_in_any_encoding(
             ("second-factor", "gui-login/443"),
             ("gui-http-refused", "gui-login/443"),
             ("gui-http-opt-in", "gui-login/443"),
+            ("gui-http-opt-in-wrong", "gui-login/443"),
         ]
     }
     assert outcomes == {
@@ -187,6 +190,7 @@ def test_no_password_in_any_output_of_any_variant_in_any_encoding(
         ("second-factor", "gui-login/443"): "second-factor",
         ("gui-http-refused", "gui-login/443"): None,
         ("gui-http-opt-in", "gui-login/443"): "plain-http",
+        ("gui-http-opt-in-wrong", "gui-login/443"): "wrong-credentials",
     }, outcomes
     assert run.check("ssh-2222-refused", "tcp/2222")["evidence"]["state"] == "closed"
     assert "paramiko" in run.stderr and "urllib3" in run.stderr  # -vv: the libraries' own logs are in stderr
