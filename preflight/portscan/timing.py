@@ -47,10 +47,18 @@ class Timing:
         self._scan.record(rtt)
 
     def timeout(self, ip: str, attempt: int) -> float:
-        """How long the `attempt`-th probe (0 first) to `ip` waits; each retry waits twice as long."""
+        """How long the `attempt`-th probe (0 first) to `ip` waits.
+
+        A host whose round trip is learned gets the same wait for a retry as for the first probe, as nmap gives it:
+        srtt + 4 rttvar already covers its jitter, and doubling would only make each filtered port wait longer. A
+        host that has answered nothing yet doubles its initial guess on each retry (RFC 6298's backoff), since that
+        guess may be too short for its path.
+        """
         host = self._hosts.get(ip)
-        learned = (host.timeout() if host else None) or max(INITIAL_TIMEOUT, self._scan.timeout() or 0.0)
-        return learned * (1 << attempt)
+        learned = host.timeout() if host else None
+        if learned is not None:
+            return learned
+        return max(INITIAL_TIMEOUT, self._scan.timeout() or 0.0) * (1 << attempt)
 
     def measured(self, ip: str) -> bool:
         """Whether `ip` has answered anything yet, so that its own round trips set its timeouts."""
