@@ -291,10 +291,6 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
     if args.command == "validate":
         print(f"{args.inventory}: {len(inventory.hosts)} host(s), valid")
         return EXIT_READY
-    from preflight.output_files import write_atomically
-    from preflight.render import html as html_report
-    from preflight.render import junit as junit_report
-
     inventory = _select_hosts(inventory, args.host)
     if args.remote is not None:
         _refuse_remote_misuse(args)
@@ -321,28 +317,7 @@ def _run(args: argparse.Namespace, outputs: contextlib.ExitStack) -> int:
 
     if args.remote is None:
         return _check_locally(args, profiles, inventory, warnings, human, sign_json)
-    document, signed_remotely = _check_remotely(args, inventory, human)
-    # A remote report is written as the service signed it, byte for byte, so its signature still verifies.
-    json_text = signed_remotely[0]
-    if args.json == "-":
-        sys.stdout.write(json_text)
-    if json_path is not None:
-        write_atomically(json_path, json_text)
-        if not args.quiet:
-            print(f"JSON report: {args.json}", file=human)
-        write_atomically(Path(f"{json_path}.sig"), signed_remotely[1])
-        if not args.quiet:
-            print(f"Signature: {json_path}.sig (preflight verify {json_path} --key SERVICE.pub)", file=human)
-    if args.html is not None:
-        write_atomically(args.html, html_report.render_document(document))
-        if not args.quiet:
-            print(f"HTML report: {args.html}", file=human)
-    if args.junit is not None:
-        write_atomically(args.junit, junit_report.render_document(document))
-        if not args.quiet:
-            print(f"JUnit XML: {args.junit}", file=human)
-    # From several vantages, a host counts as ready only when it is ready from every one.
-    return EXIT_READY if document["summary"]["not_ready"] == 0 else EXIT_NOT_READY
+    return _check_remotely(args, inventory, human, json_path)
 
 
 def _check_locally(
@@ -536,35 +511,83 @@ def _select_hosts(inventory: Inventory, names: Sequence[str]) -> Inventory:
     return replace(inventory, hosts=tuple(host for host in inventory.hosts if host.name in names))
 
 
-def _check_remotely(
-    args: argparse.Namespace, inventory: Inventory, human: TextIO
-) -> tuple[Mapping[str, Any], tuple[str, bytes]]:
-    """Hand the inventory to a preflight service and wait for its signed report; the terminal shows the same."""
+def _check_remotely(args: argparse.Namespace, inventory: Inventory, human: TextIO, json_path: Path | None) -> int:
+    """Hand the inventory to a preflight service and wait for its signed report; the terminal shows the same.
+
+    The report is downloaded to an anonymous spool file and read from it one host at a time, for the terminal and
+    for each report written; the JSON report is the service's bytes exactly, so its signature still verifies.
+    """
+    import shutil
+    import tempfile
+
     from preflight import vantages
+    from preflight.output_files import AtomicFile, write_atomically
     from preflight.progress import progress_for
-    from preflight.remote import check_remote, from_document
+    from preflight.remote import DownloadedReport, RemoteError, check_remote, host_from_document, summary_from_fields
+    from preflight.render import html as html_report
+    from preflight.render import junit as junit_report
     from preflight.render import terminal
 
-    shown = progress_for(human, len(inventory.hosts), args.quiet)
-    with shown as progress:
-        result = check_remote(
-            args.remote,
-            args.token,
-            args.ticket or inventory.path.name,
-            inventory,
-            deadline_seconds=max(600.0, args.timeout * 10 * len(inventory.hosts)),
-            only=args.only,
-            vantages=args.vantage,
-        )
-        report = None if vantages.is_multi(result.document) else from_document(result.document)
-        for host in report.hosts if report is not None else ():
-            progress.host_done(host)
-    if report is not None:
-        progress.finish(report.summary)
-    else:
-        lines = terminal.document_lines(result.document)
-        print("\n".join(lines[-1:] if args.quiet else lines), file=human)
-    return result.document, (result.report_json.decode(), result.signature)
+    spool_folder = next((path.parent for path in (json_path, args.html, args.junit) if path is not None), None)
+    with tempfile.TemporaryFile(dir=spool_folder) as spool:
+        with progress_for(human, len(inventory.hosts), args.quiet) as progress:
+            signature = check_remote(
+                args.remote,
+                args.token,
+                args.ticket or inventory.path.name,
+                inventory,
+                deadline_seconds=max(600.0, args.timeout * 10 * len(inventory.hosts)),
+                only=args.only,
+                vantages=args.vantage,
+                into=spool,
+            )
+            report = DownloadedReport(spool)
+            try:
+                multi = vantages.is_multi({"schema_version": report.schema_version()})
+                if not multi:
+                    hosts = ready = 0
+                    for host in report.hosts():
+                        hosts, ready = hosts + 1, ready + bool(host["ready"])
+                        progress.host_done(host_from_document(host))
+                    progress.finish(summary_from_fields(report.fields, hosts, ready))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RemoteError(f"the service's report cannot be read: {type(exc).__name__}: {exc}") from None
+        try:
+            if multi and not args.quiet:
+                for line in terminal.streamed_document_lines(report.hosts, report.read_fields):
+                    print(line, file=human)
+            elif multi:
+                print(terminal.document_summary_line(report.read_fields()), file=human)
+            fields = report.read_fields()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteError(f"the service's report cannot be read: {type(exc).__name__}: {exc}") from None
+        if args.json == "-":
+            spool.seek(0)
+            sys.stdout.flush()
+            shutil.copyfileobj(spool, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        if json_path is not None:
+            with AtomicFile(json_path) as out:
+                spool.seek(0)
+                while chunk := spool.read(1 << 20):
+                    out.write(chunk)
+            if not args.quiet:
+                print(f"JSON report: {args.json}", file=human)
+            write_atomically(Path(f"{json_path}.sig"), signature)
+            if not args.quiet:
+                print(f"Signature: {json_path}.sig (preflight verify {json_path} --key SERVICE.pub)", file=human)
+        for path, generate, shown in (
+            (args.html, html_report.generate, "HTML report"),
+            (args.junit, junit_report.generate, "JUnit XML"),
+        ):
+            if path is not None:
+                with AtomicFile(path) as out:
+                    for piece in generate(fields, report.hosts):
+                        out.write(piece)
+                if not args.quiet:
+                    print(f"{shown}: {path}", file=human)
+    # From several vantages, a host counts as ready only when it is ready from every one.
+    return EXIT_READY if fields["summary"]["not_ready"] == 0 else EXIT_NOT_READY
 
 
 def _refuse_remote_misuse(args: argparse.Namespace) -> None:

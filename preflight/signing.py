@@ -17,7 +17,7 @@ import re
 import stat
 import struct
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,22 @@ def sign_digest(digest: bytes, key: Ed25519PrivateKey) -> bytes:
 
 def verify(data: bytes, signature: bytes, public_key: Ed25519PublicKey) -> None:
     """Return if `signature` is the trusted key's preflight-report signature of exactly `data`; else SignatureError."""
+    _verify(lambda algorithm: _HASHES[algorithm](data).digest(), signature, public_key)
+
+
+def verify_digest(digest: Any, signature: bytes, public_key: Ed25519PublicKey) -> None:
+    """As `verify`, for data hashed as it streamed by (`new_digest`): a report too large to hold whole."""
+
+    def digest_of(algorithm: str) -> bytes:
+        # The data went by once, hashed one way: a signature over another hash of it cannot be checked.
+        if algorithm != digest.name:
+            raise SignatureError(f"signed with {algorithm}, but the report was hashed with {digest.name}")
+        return bytes(digest.digest())
+
+    _verify(digest_of, signature, public_key)
+
+
+def _verify(digest_of: Callable[[str], bytes], signature: bytes, public_key: Ed25519PublicKey) -> None:
     fields = _Reader(_dearmor(signature))
     if fields.take(len(_MAGIC), "magic") != _MAGIC:
         raise SignatureError("not an SSHSIG signature: wrong magic (expected 'SSHSIG')")
@@ -162,8 +178,7 @@ def verify(data: bytes, signature: bytes, public_key: Ed25519PublicKey) -> None:
 
     if namespace != NAMESPACE.encode():
         raise SignatureError(f"wrong namespace {_shown(namespace)} (expected {NAMESPACE!r})")
-    hash_function = _HASHES.get(hash_algorithm.decode("ascii", "replace"))
-    if hash_function is None:
+    if hash_algorithm.decode("ascii", "replace") not in _HASHES:
         raise SignatureError(f"unsupported hash algorithm {_shown(hash_algorithm)} (expected sha512 or sha256)")
     trusted_blob = _public_key_blob(public_key)
     if key_blob != trusted_blob:
@@ -179,7 +194,7 @@ def verify(data: bytes, signature: bytes, public_key: Ed25519PublicKey) -> None:
     if len(raw_signature) != _ED25519_SIGNATURE_LENGTH:
         raise SignatureError(f"malformed signature: {len(raw_signature)} signature bytes, not 64")
     # The reserved field is signed as it is carried, so a changed one fails below rather than being ignored.
-    signed = _signed_data(namespace, reserved, hash_algorithm.decode(), hash_function(data).digest())
+    signed = _signed_data(namespace, reserved, hash_algorithm.decode(), digest_of(hash_algorithm.decode()))
     try:
         public_key.verify(raw_signature, signed)
     except InvalidSignature:

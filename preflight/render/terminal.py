@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from preflight import vantages
@@ -134,36 +134,59 @@ WIDTH = 80
 
 def document_lines(document: Mapping[str, Any], width: int = WIDTH) -> list[str]:
     """A version 2 report as plain lines: per host its verdict, where the vantages disagree, and what to fix."""
-    names = [vantage["name"] for vantage in document["vantages"]]
     lines: list[str] = []
     for host in sorted(document["hosts"], key=lambda host: bool(host["ready"])):
-        verdict = "READY" if host["ready"] else "NOT READY"
-        lines.append(f"{host['name']} ({host['product']}, {host['address']}): {verdict}")
-        lines.extend(textwrap.wrap(host["verdict"], width, initial_indent="  ", subsequent_indent="    "))
-        rows = vantages.matrix(host)
-        if rows:
-            lines.append("  where the vantages disagree:")
-            lines.extend(matrix_lines(host, width - 2, indent="  "))
-        # Vantages that fail the same way print their fixes once.
-        alike: dict[tuple[tuple[str, str, str], ...], list[Mapping[str, Any]]] = {}
-        for result in host["vantages"]:
-            if not result["ready"]:
-                key = tuple((c["id"], c["status"], c["remediation"]) for c in result["checks"] if c["status"] != "pass")
-                alike.setdefault(key, []).append(result)
-        for results in alike.values():
-            lines.append(f"  from {', '.join(r['name'] for r in results)}, what to fix, in this order:")
-            for check, blocked in document_problems(results[0]["checks"]):
-                cause = f"{check['id']}: {check['summary']}"
-                if blocked:
-                    cause += f" (blocks {', '.join(skipped['id'] for skipped in blocked)})"
-                lines.append(f"  {check['status'].upper():7} {cause}")
-                lines.append(f"{'':{FIX_INDENT}}fix: {check['remediation']}")
-    summary = document["summary"]
-    lines.append(
+        lines.extend(document_host_lines(host, width))
+    lines.append(document_summary_line(document))
+    return lines
+
+
+def streamed_document_lines(
+    hosts: Callable[[], Iterable[Mapping[str, Any]]], fields: Callable[[], Mapping[str, Any]], width: int = WIDTH
+) -> Iterator[str]:
+    """document_lines of a report read a host at a time (each call of `hosts` reads them again from the first):
+    the hosts that are not ready in one pass, the ready ones in another, then `fields()` (all but the hosts)."""
+    for ready in (False, True):
+        for host in hosts():
+            if bool(host["ready"]) is ready:
+                yield from document_host_lines(host, width)
+    yield document_summary_line(fields())
+
+
+def document_host_lines(host: Mapping[str, Any], width: int = WIDTH) -> list[str]:
+    """The lines of one host of a version 2 report (document_lines prints the hosts that are not ready first)."""
+    verdict = "READY" if host["ready"] else "NOT READY"
+    lines = [f"{host['name']} ({host['product']}, {host['address']}): {verdict}"]
+    lines.extend(textwrap.wrap(host["verdict"], width, initial_indent="  ", subsequent_indent="    "))
+    rows = vantages.matrix(host)
+    if rows:
+        lines.append("  where the vantages disagree:")
+        lines.extend(matrix_lines(host, width - 2, indent="  "))
+    # Vantages that fail the same way print their fixes once.
+    alike: dict[tuple[tuple[str, str, str], ...], list[Mapping[str, Any]]] = {}
+    for result in host["vantages"]:
+        if not result["ready"]:
+            key = tuple((c["id"], c["status"], c["remediation"]) for c in result["checks"] if c["status"] != "pass")
+            alike.setdefault(key, []).append(result)
+    for results in alike.values():
+        lines.append(f"  from {', '.join(r['name'] for r in results)}, what to fix, in this order:")
+        for check, blocked in document_problems(results[0]["checks"]):
+            cause = f"{check['id']}: {check['summary']}"
+            if blocked:
+                cause += f" (blocks {', '.join(skipped['id'] for skipped in blocked)})"
+            lines.append(f"  {check['status'].upper():7} {cause}")
+            lines.append(f"{'':{FIX_INDENT}}fix: {check['remediation']}")
+    return lines
+
+
+def document_summary_line(fields: Mapping[str, Any]) -> str:
+    """The last line of a version 2 report's terminal view, from every key of the document but its hosts."""
+    names = [vantage["name"] for vantage in fields["vantages"]]
+    summary = fields["summary"]
+    return (
         f"{summary['hosts']} host(s): {summary['ready']} ready from every vantage ({', '.join(names)}), "
         f"{summary['not_ready']} not ready"
     )
-    return lines
 
 
 def render_document(document: Mapping[str, Any], width: int = WIDTH) -> str:
