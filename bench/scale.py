@@ -218,12 +218,16 @@ def write_inventory(lab: ScaleLab, path: Path) -> None:
 def iter_report_hosts(path: Path) -> Iterator[dict[str, Any]]:
     """The hosts of a JSON report one at a time, so a report of 100,000 hosts is never whole in the bench's memory.
 
-    preflight indents its reports by two spaces a level, so each host opens and closes at four spaces; JSON strings
-    hold no raw newline, so no line inside a host looks like its end.
+    preflight writes each host on one line at four spaces (before, indented two spaces a level, each host opening and
+    closing at four, as bench/memory.py's older trees wrote it); JSON strings hold no raw newline, so no line inside
+    a host looks like its end.
     """
     block: list[str] = []
     with path.open(encoding="utf-8") as lines:
         for line in lines:
+            if not block and line.startswith("    {") and line.rstrip(",\n").endswith("}"):
+                yield json.loads(line.rstrip().rstrip(","))
+                continue
             if block or line.rstrip("\n") == "    {":
                 block.append(line)
             if block and line.rstrip(",\n") == "    }":

@@ -66,13 +66,15 @@ def write_document(
     """Write a report document as JSON piece by piece, never whole in memory: its hosts first, each as it comes,
     then the rest of it, asked for once the last host is written (so nothing about them has to be known before).
 
-    The keys are in another order than `json.dumps` of the document would give, the content is the same; the text
-    is indented as `render` always indented it, two spaces a level, each host opening and closing at four.
+    The keys are in another order than `json.dumps` of the document would give, the content is the same. Each host
+    is one line, indented by four spaces: `json.dumps` without `indent` runs in C, where an indented host goes
+    through Python's own encoder, three times slower (130 ms of a 1,000-host run). The rest is indented two spaces a
+    level; `jq . report.json` shows it all indented.
     """
     write(f'{{\n  "schema_version": {json.dumps(schema_version)},\n  "hosts": [')
     first = True
     for host in hosts:
-        write(("\n" if first else ",\n") + _indented(host, 4))
+        write(("\n    " if first else ",\n    ") + json.dumps(host, ensure_ascii=False))
         first = False
     fields = dict(rest())
     closing = "]" if first else "\n  ]"
@@ -81,11 +83,6 @@ def write_document(
         return
     body = json.dumps(fields, indent=2, ensure_ascii=False)
     write(closing + ",\n" + body[2:] + "\n")
-
-
-def _indented(value: Any, spaces: int) -> str:
-    pad = " " * spaces
-    return pad + json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n" + pad)
 
 
 def write_report(
