@@ -89,7 +89,12 @@ def from_document(
         except Refused as exc:
             raise IntakeError(str(exc), f"hosts[{index}].address") from None
     # A range the operator allowed is one support reaches (a lab, a VPN): public-ip does not fail a host there.
-    inside = [index for index, (_, addresses) in enumerate(targets) if all(map(policy.in_allowed_range, addresses))]
+    # Hosts that already say so are left as they are: when none is left, the inventory is not validated twice.
+    inside = [
+        index
+        for index, (_, addresses) in enumerate(targets)
+        if inventory.hosts[index].require_public_ip and all(map(policy.in_allowed_range, addresses))
+    ]
     if inside and isinstance(hosts, list):
         for index in inside:
             hosts[index] = {**hosts[index], "require_public_ip": False}
