@@ -8,13 +8,13 @@ rendered from the spool one host at a time, into a temporary file of its own tha
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from preflight import signing
 from preflight.model import HostReport, RunSummary
 from preflight.output_files import AtomicFile
 from preflight.render import html, junit
@@ -29,7 +29,9 @@ class RunReports:
     def __init__(self, json_path: Path | None, json_stdout: TextIO | None, spool_folder: Path | None) -> None:
         self._json = AtomicFile(json_path) if json_path is not None else None
         self._stdout = json_stdout
-        self._digest = signing.new_digest()
+        # signing.new_digest()'s hash (SHA-512, as ssh-keygen -Y sign), made here: importing signing loads
+        # cryptography, which only --sign needs (tests/test_signing.py verifies a --sign run with ssh-keygen).
+        self._digest = hashlib.sha512()
         # Anonymous (unlinked at once) and beside the reports: nothing is left behind, and no tmpfs fills with it.
         self._spool: IO[str] | None = (
             # Closed by __exit__.

@@ -250,3 +250,28 @@ def test_the_spool_stays_out_of_a_run_that_wants_no_html_or_junit(tmp_path: Path
             reports.write_html(tmp_path / "report.html")
     assert [path.name for path in tmp_path.iterdir()] == ["report.json"]
     assert os.stat(tmp_path / "report.json").st_size > 0
+
+
+def test_a_report_is_hashed_for_signing_without_loading_cryptography(tmp_path: Path) -> None:
+    """Only --sign needs cryptography; the digest of the written bytes is the one signing.sign_digest signs."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from preflight.model import RunSummary\n"
+        "from preflight.report_stream import RunReports\n"
+        "summary = RunSummary('0.1.0', 'a', 'b', 'prober', (), 0, 0)\n"
+        f"with RunReports(Path({str(tmp_path / 'report.json')!r}), None, None) as reports:\n"
+        "    reports.write(iter(()), lambda: summary)\n"
+        "    print(reports.commit_json().hex())\n"
+        "print('cryptography' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    digest, loaded = completed.stdout.split()
+
+    assert loaded == "False"
+    # The control: the hash is signing's own, over the bytes in the file.
+    from preflight import signing
+
+    expected = signing.new_digest()
+    expected.update((tmp_path / "report.json").read_bytes())
+    assert digest == expected.hexdigest()
