@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from preflight.inventory import Host, Inventory
 from preflight.options import RunOptions
@@ -42,7 +42,7 @@ def iter_plan(
         # The product's own checks, then those of each add-on the host names (`profiles: [voip]`), in its order.
         selected = [product, *(addon for name in host.profiles if (addon := product.addon(name)) is not None)]
         targets = [
-            replace(target, options=chosen)
+            target.with_options(chosen)
             for profile in selected
             for kind in profile.checks
             if not only or kind in only

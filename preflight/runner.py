@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -113,6 +113,14 @@ class PlanRun:
                 self._on_host_done(report)
             return report
 
+        if all(
+            target.check_id in results for host, results in zip(resolved, done, strict=True) for target in host.targets
+        ):
+            # Every check ran in bulk (--only tcp): nothing is left to wait for, so a thread per host would only add
+            # two hand-offs to each report.
+            for index in range(len(resolved)):
+                yield check_and_report(index)
+            return
         yield from pool.imap(check_and_report, range(len(resolved)))
 
     def _count(self, report: HostReport) -> None:
@@ -227,10 +235,7 @@ class _ResolvedPlan:
 
 def _resolved(plan: HostPlan, timeout: float, pinned: Resolution | None = None) -> _ResolvedPlan:
     resolution = pinned if pinned is not None else resolve(plan.host.address, Deadline(timeout))
-    targets = tuple(
-        replace(target, ip=resolution.ip, addresses=resolution.addresses, resolution_error=resolution.error)
-        for target in plan.targets
-    )
+    targets = tuple(target.resolved(resolution.ip, resolution.addresses, resolution.error) for target in plan.targets)
     return _ResolvedPlan(plan, resolution.ip, targets)
 
 

@@ -24,8 +24,45 @@ class Target:
 
     @property
     def purpose(self) -> str:
-        required = self.profile.port(self.port) if self.port is not None else None
-        return required.purpose if required else ""
+        if self.port is None:
+            return ""
+        # Asked for each check's result and its finding: looked up in the profile once per profile and port.
+        key = (id(self.profile), self.port)
+        known = _PURPOSES.get(key)
+        if known is None:
+            required = self.profile.port(self.port)
+            known = _PURPOSES[key] = (self.profile, required.purpose if required else "")
+        return known[1]
+
+    def with_options(self, options: RunOptions) -> Target:
+        """This target under the run's options (as dataclasses.replace, which takes twice as long)."""
+        return Target(
+            check_id=self.check_id,
+            requirement=self.requirement,
+            host=self.host,
+            profile=self.profile,
+            port=self.port,
+            needs=self.needs,
+            ip=self.ip,
+            addresses=self.addresses,
+            resolution_error=self.resolution_error,
+            options=options,
+        )
+
+    def resolved(self, ip: str | None, addresses: tuple[str, ...], resolution_error: str) -> Target:
+        """This target with what resolving its host found (as dataclasses.replace, which takes twice as long)."""
+        return Target(
+            check_id=self.check_id,
+            requirement=self.requirement,
+            host=self.host,
+            profile=self.profile,
+            port=self.port,
+            needs=self.needs,
+            ip=ip,
+            addresses=addresses,
+            resolution_error=resolution_error,
+            options=self.options,
+        )
 
     def endpoint(self) -> tuple[str, int]:
         """The (ip, port) a port check connects to; the runner never runs one without both."""
@@ -36,3 +73,8 @@ class Target:
     @property
     def kind(self) -> str:
         return self.check_id.split("/", 1)[0]
+
+
+# (id(profile), port): (profile, purpose). The profile is held, so its id cannot pass to another profile; profiles are
+# frozen, and a run has a handful of them.
+_PURPOSES: dict[tuple[int, int], tuple[Profile, str]] = {}

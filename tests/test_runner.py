@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from preflight.deadline import Deadline
 from preflight.inventory import Host
 from preflight.model import Finding, Status
+from preflight.options import RunOptions
 from preflight.plan import HostPlan
 from preflight.probes import Probe
 from preflight.profiles import load_profiles
@@ -152,3 +154,33 @@ def test_a_slow_host_does_not_hold_up_the_others() -> None:
 
     assert finished == ["fast", "slow"]
     assert [host.name for host in report.hosts] == ["slow", "fast"]
+
+
+def test_a_target_under_options_or_resolved_keeps_every_other_field() -> None:
+    profile = PROFILES["pbxware"]
+    target = Target(
+        check_id="tcp/2020",
+        requirement="stand-in",
+        host=_host("pbx"),
+        profile=profile,
+        port=2020,
+        needs="public-ip",
+        ip="192.0.2.1",
+        addresses=("192.0.2.1",),
+        resolution_error="an earlier lookup failed",
+        options=RunOptions(tcp_method="connect"),
+    )
+    options = RunOptions(tcp_method="syn", strict_host_keys=True)
+
+    assert target.with_options(options) == replace(target, options=options)
+    assert target.resolved(None, (), "no such host") == replace(
+        target, ip=None, addresses=(), resolution_error="no such host"
+    )
+    # Only a field with a default can be left out of a copy silently: each of them is set off its default here.
+    defaults = Target(check_id="", requirement="", host=target.host, profile=profile)
+    with_defaults = [
+        field.name for field in fields(Target) if field.name not in ("check_id", "requirement", "host", "profile")
+    ]
+    assert [name for name in with_defaults if getattr(target, name) == getattr(defaults, name)] == []
+    required = profile.port(2020)
+    assert required is not None and target.purpose == required.purpose != ""
