@@ -34,6 +34,7 @@ from bench.scale import REACHABILITY_CHECKS, TARGET_NETWORK, Endpoint, Measured,
 START_SECONDS = 60.0
 ONE_WORKER_GOAL = 1.3
 RSS_GOAL_MB = 250.0
+TIME = "/usr/bin/time"
 
 
 def _free_port() -> int:
@@ -137,9 +138,13 @@ def run_remote(lab_addresses: list[str], folder: Path, url: str, token: str) -> 
     lines += [f"  - {{name: h{index}, address: {ip}}}" for index, ip in enumerate(lab_addresses)]
     inventory.write_text("\n".join(lines) + "\n")
     report = folder / "remote.json"
-    command = [sys.executable, "-m", "preflight", "check", str(inventory), "--remote", url, "--only",
-               REACHABILITY_CHECKS, "--json", str(report), "--quiet"]  # fmt: skip
-    wall, client_rss, status = timed(command, folder / "remote.out", env={**os.environ, "PREFLIGHT_TOKEN": token})
+    # The client's peak is taken by GNU time, which forks it from a small process: a child's ru_maxrss starts at
+    # the RSS of the process that forked it, and this one has read reports of tens of megabytes by then.
+    peak = folder / "client.peak"
+    command = [TIME, "-f", "%M", "-o", str(peak), sys.executable, "-m", "preflight", "check", str(inventory),
+               "--remote", url, "--only", REACHABILITY_CHECKS, "--json", str(report), "--quiet"]  # fmt: skip
+    wall, _, status = timed(command, folder / "remote.out", env={**os.environ, "PREFLIGHT_TOKEN": token})
+    client_rss = int(peak.read_text().split()[-1]) / 1024
     if status not in (0, 1):
         raise RuntimeError(f"--remote exited {status}: {(folder / 'remote.out').read_text()[-2000:]}")
     states: dict[Endpoint, str] = {}
@@ -150,6 +155,16 @@ def run_remote(lab_addresses: list[str], folder: Path, url: str, token: str) -> 
     return Measured("remote", wall, client_rss, states), {"client": client_rss}
 
 
+@contextmanager
+def _scratch(keep: str | None) -> Iterator[str]:
+    """A folder for the run: removed at the end, unless it is made in `keep` (BENCH_KEEP), to read its logs after."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="pfqueue-") as scratch:
+            yield scratch
+    else:
+        yield tempfile.mkdtemp(prefix="pfqueue-", dir=keep)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
@@ -157,13 +172,13 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2020)
     args = parser.parse_args()
-    if os.geteuid() != 0 or not shutil.which("redis-server"):
-        print("bench/queue.py needs root (a network namespace) and redis-server", file=sys.stderr)
+    if os.geteuid() != 0 or not shutil.which("redis-server") or not Path(TIME).exists():
+        print("bench/queue.py needs root (a network namespace), redis-server and GNU time", file=sys.stderr)
         return 2
     rows = []
     for hosts in args.hosts:
         keep = os.environ.get("BENCH_KEEP")  # a folder to keep the logs in, to read a run's timeline
-        with scale_lab(hosts, args.seed) as lab, tempfile.TemporaryDirectory(prefix="pfqueue-", dir=keep) as scratch:
+        with scale_lab(hosts, args.seed) as lab, _scratch(keep) as scratch:
             local_folder = Path(scratch) / "local"
             local_folder.mkdir()
             local = run_preflight(lab, local_folder)
@@ -188,8 +203,8 @@ def main() -> int:
                     print("\n".join(wrong[:10]), file=sys.stderr)
     print("| hosts | run | wall s | vs local | peak RSS MB | states right |")
     print("|---:|---|---:|---:|---|---:|")
-    for hosts, label, wall, ratio, rss, right in rows:
-        print(f"| {hosts} | {label} | {wall:.1f} | {ratio:.2f} | {rss} | {right} |")
+    for count, label, wall, ratio, rss, states in rows:
+        print(f"| {count} | {label} | {wall:.1f} | {ratio:.2f} | {rss} | {states} |")
     return 0
 
 

@@ -245,30 +245,34 @@ class QueueJobs:
                 self._send_pending()
                 row = self.settings.store.claim_next()
                 if row is not None:
-                    self._plan_jobs(row)
-                    self._send_pending()
+                    # The inventory planned is the one its batches are cut from: parsed once (a second of 10,000 hosts).
+                    self._send_pending(self._plan_jobs(row))
                     continue
             except Exception as exc:  # noqa: BLE001 - the broker or database is away: try again shortly
                 self._broker_down(exc)
             self._wake.wait(1.0)
             self._wake.clear()
 
-    def _plan_jobs(self, row: Any) -> None:
+    def _plan_jobs(self, row: Any) -> dict[str, Any]:
+        """Record the check's batches as pending jobs; returns what `_send` keeps of the check (see `opened`)."""
         store = self.settings.store
         vantages = [name for name in row.vantages.split(",") if name] or list(self.vantages.live())
         if not vantages:
             store.requeue([row.id])  # no worker yet: the check waits
-            return
-        hosts = _hosts_of(self.settings.db_sealer.open(row.sealed_inventory).decode())
-        count = len(batches(hosts, self.settings.batch_size))
-        store.record_probes([(row.id, address) for _, address in store.targets(row.id)])
+            return {}
+        document = _document_of(self.settings.db_sealer.open(row.sealed_inventory).decode())
+        hosts = document.get("hosts")
+        count = len(batches(hosts if isinstance(hosts, list) else [], self.settings.batch_size))
+        targets = store.targets(row.id)
+        store.record_probes([(row.id, address) for _, address in targets])
         store.add_jobs(row.id, [(vantage, batch, f"{row.id}.{vantage}.{batch}")
                                 for vantage in vantages for batch in range(count)])
         _log.info("check %s: %d batch(es) to %s", row.id, count, ", ".join(vantages))
+        return {row.id: (row, document, targets)}
 
-    def _send_pending(self) -> None:
+    def _send_pending(self, opened: dict[str, Any] | None = None) -> None:
         store = self.settings.store
-        opened: dict[str, tuple[Any, dict[str, Any], list[tuple[str, str]]]] = {}
+        opened = {} if opened is None else opened
         for job in store.jobs(states=("pending",)):
             self._send(job, opened)
             store.job_sent(job.task_id)
@@ -409,11 +413,6 @@ def _document_of(text: str) -> dict[str, Any]:
 
     document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
     return document if isinstance(document, dict) else {}
-
-
-def _hosts_of(text: str) -> list[Any]:
-    hosts = _document_of(text).get("hosts")
-    return hosts if isinstance(hosts, list) else []
 
 
 def _yaml_text(document: Mapping[str, Any]) -> str:
