@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
@@ -98,7 +99,15 @@ class PlanRun:
 
     def _run_batch(self, pool: _DaemonPool, batch: list[HostPlan]) -> Iterator[HostReport]:
         pinned, timeout = self._pinned, self._timeout
-        resolved = pool.map(lambda plan: _resolved(plan, timeout, pinned.get(plan.host.name)), batch)
+
+        def resolved_plan(plan: HostPlan) -> _ResolvedPlan:
+            return _resolved(plan, timeout, pinned.get(plan.host.name))
+
+        if all(plan.host.name in pinned or _ip_literal(plan.host.address) for plan in batch):
+            # Nothing to look up: a thread per host would cost more than the answers.
+            resolved = [resolved_plan(plan) for plan in batch]
+        else:
+            resolved = pool.map(resolved_plan, batch)
         done = _run_in_bulk(resolved, timeout)
         if self._on_check_done is not None:
             for host, results in zip(resolved, done, strict=True):
@@ -237,6 +246,14 @@ def _resolved(plan: HostPlan, timeout: float, pinned: Resolution | None = None) 
     resolution = pinned if pinned is not None else resolve(plan.host.address, Deadline(timeout))
     targets = tuple(target.resolved(resolution.ip, resolution.addresses, resolution.error) for target in plan.targets)
     return _ResolvedPlan(plan, resolution.ip, targets)
+
+
+def _ip_literal(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def _run_in_bulk(hosts: Sequence[_ResolvedPlan], timeout: float) -> list[dict[str, CheckResult]]:
