@@ -17,7 +17,6 @@ import os
 import secrets
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -34,6 +33,7 @@ from preflight.deadline import Deadline
 from preflight.demo import certificates
 from preflight.web.html_forms import MAX_FORMS, find_login_form, parse_page
 from tests.lab import LAB_IMAGE, REPO, assert_no_secrets, new_secret, require_lab, secret_forms
+from tests.peak_rss import measured_run
 
 TIMEOUT_SECONDS = 6.0
 # The promise: every check ends within its deadline plus this.
@@ -243,27 +243,21 @@ def run_measured(folder: Path, lab: HostileLab, only: str) -> MeasuredRun:
     }
     with out_path.open("wb") as stdout, err_path.open("wb") as stderr:
         started = time.monotonic()
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=environ, cwd=folder)
-        # A hung run is killed rather than left to hold the suite: wait4 then returns at once.
-        killer = threading.Timer(RUN_WAIT_SECONDS, process.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            killer.cancel()
+        # A hung run is killed rather than left to hold the suite.
+        exit_code, peak_rss_bytes = measured_run(
+            command, folder / "rusage.json", RUN_WAIT_SECONDS, out=stdout, err=stderr, env=environ, cwd=folder
+        )
         elapsed = time.monotonic() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
     stderr_text = err_path.read_text(errors="replace")
     assert "Traceback" not in stderr_text, stderr_text[-3000:]
-    assert process.returncode in (0, 1), f"exit {process.returncode}: {stderr_text[-3000:]}"
+    assert exit_code in (0, 1), f"exit {exit_code}: {stderr_text[-3000:]}"
     return MeasuredRun(
-        process.returncode,
+        exit_code,
         out_path.read_text(errors="replace"),
         stderr_text,
         json.loads(json_path.read_text()),
         elapsed,
-        # Linux reports ru_maxrss in KiB.
-        usage.ru_maxrss * 1024,
+        peak_rss_bytes,
         {"html": html_path.read_text(), "junit": junit_path.read_text()},
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +28,8 @@ from preflight.probes import ssh_root
 from preflight.probes.service import BANNER_BYTES_LIMIT, BANNER_LINE_LIMIT
 from preflight.profiles import load_profiles
 from preflight.target import Target
-from tests.lab import LAB_IMAGE, REPO, new_secret, require_lab
+from tests.lab import LAB_IMAGE, new_secret, require_lab
+from tests.peak_rss import measured_run
 
 pytestmark = [pytest.mark.lab, pytest.mark.deadline]
 
@@ -165,7 +165,9 @@ def run_check(folder: Path, target: HostileSsh) -> CheckRun:
     environ = {**os.environ, "ROOT_PASSWORD": target.root_password, "XDG_STATE_HOME": str(folder / "state")}
     with stdout.open("wb") as out, stderr.open("wb") as err:
         started = time.monotonic()
-        exit_code, peak_rss_bytes = measured_run(command, folder / "rusage.json", out=out, err=err, env=environ)
+        exit_code, peak_rss_bytes = measured_run(
+            command, folder / "rusage.json", KILL_AFTER_SECONDS, out=out, err=err, env=environ
+        )
         elapsed = time.monotonic() - started
     known_hosts = folder / "state" / "preflight" / "known_hosts"
     return CheckRun(
@@ -177,32 +179,6 @@ def run_check(folder: Path, target: HostileSsh) -> CheckRun:
         report_text=report.read_text(),
         known_hosts_text=known_hosts.read_text() if known_hosts.exists() else "",
     )
-
-
-# Run in a fresh, small interpreter: Linux counts the memory a process had when it forked in its child's ru_maxrss,
-# so a child of pytest itself would report at least pytest's own size.
-_MEASURE = """
-import json, os, subprocess, sys, threading
-child = subprocess.Popen(sys.argv[3:])
-# A run that hangs is killed, so the test fails on its exit code and elapsed time instead of hanging too.
-killer = threading.Timer(float(sys.argv[2]), child.kill)
-killer.start()
-_, status, usage = os.wait4(child.pid, 0)
-killer.cancel()
-with open(sys.argv[1], "w") as out:
-    json.dump({"exit_code": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}, out)
-"""
-
-
-def measured_run(
-    command: list[str], rusage_file: Path, *, out: Any = None, err: Any = None, env: dict[str, str] | None = None
-) -> tuple[int, int]:
-    """Run `command` to its end; its exit code and its peak RSS in bytes (os.wait4's ru_maxrss)."""
-    measure = [sys.executable, "-c", _MEASURE, str(rusage_file), str(KILL_AFTER_SECONDS)]
-    subprocess.run([*measure, *command], stdout=out, stderr=err, env=env, cwd=REPO, timeout=KILL_AFTER_SECONDS + 30)
-    usage = json.loads(rusage_file.read_text())
-    # Linux reports ru_maxrss in KiB.
-    return usage["exit_code"], usage["maxrss_kib"] * 1024
 
 
 def test_hostile_ssh_port_gets_its_own_status_within_the_deadline_in_bounded_memory(
@@ -309,7 +285,7 @@ def test_peak_rss_measure_sees_the_run_and_only_the_run(megabytes: int, over_the
     memory (a child that holds nothing is far under it)."""
     touch = f"b = bytearray({megabytes} * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"
 
-    exit_code, peak = measured_run([sys.executable, "-c", touch], tmp_path / "rusage.json")
+    exit_code, peak = measured_run([sys.executable, "-c", touch], tmp_path / "rusage.json", KILL_AFTER_SECONDS)
 
     assert exit_code == 0
     assert (peak > PEAK_RSS_LIMIT_BYTES) is over_the_limit, f"{peak / 2**20:.1f} MiB"
