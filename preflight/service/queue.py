@@ -423,4 +423,5 @@ def _yaml_text(document: Mapping[str, Any]) -> str:
 
 
 def _json_text(document: Mapping[str, Any]) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    # Kept only until the report is written from it: compact, which json's C encoder writes (indent is pure Python).
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
