@@ -1,6 +1,6 @@
-"""A batch's report is hunted for its own inventory's passwords before it leaves the runner: one that would hold a
-password is not kept (JobFailed); one that holds none is. Real runs of the vantage check (a route lookup, no packet)
-on loopback, which the policy here allows."""
+"""A batch's report names where its probes left from, and is hunted for its own inventory's passwords before it
+leaves the runner: one that would hold a password is not kept (JobFailed); one that holds none is. Real runs of the
+vantage check (a route lookup, no packet) on loopback, which the policy here allows."""
 
 from __future__ import annotations
 
@@ -52,6 +52,19 @@ def test_a_report_that_would_hold_its_inventorys_password_is_not_kept(
     if kept:
         assert isinstance(outcome, RunReport), outcome
         assert [host.name for host in outcome.hosts] == [NAME]
+        assert outcome.prober_addresses == ("127.0.0.1",)  # where the probes of this inventory's hosts left from
     else:
         assert isinstance(outcome, JobFailed)
         assert "would have held a password" in str(outcome)
+
+
+def test_inventories_run_together_each_name_where_their_own_probes_left_from(settings: ProbeSettings) -> None:
+    other = ProbeRequest(
+        "hosts:\n  - name: second\n    product: serverware\n    address: 127.0.0.2\n", {"second": ("127.0.0.2",)},
+        only=("vantage",),
+    )
+    first, second = probe_inventories(settings, [_request(None), other])
+    assert isinstance(first, RunReport) and isinstance(second, RunReport)
+    assert [host.name for host in first.hosts] == [NAME] and [host.name for host in second.hosts] == ["second"]
+    # A probe to any loopback address leaves from 127.0.0.1: each report names its own source, not the run's.
+    assert first.prober_addresses == second.prober_addresses == ("127.0.0.1",)

@@ -150,9 +150,14 @@ def probe_inventories(settings: ProbeSettings, requests: Sequence[ProbeRequest])
         for index, inventory in inventories.items():
             hosts = tuple(replace(host, name=owners[host.name][1])
                           for host in run.hosts if owners[host.name][0] == index)  # fmt: skip
-            sources = {source_address(host.ip) for host in hosts if host.ip}
-            report = replace(run, hosts=hosts, prober_addresses=tuple(sorted(a for a in sources if a)),
-                             inventory_sha256=inventory.sha256)  # fmt: skip
+            if len(inventories) == 1:
+                # The run is this inventory's alone: its own sources are these hosts' (a route lookup each, 0.3 s
+                # for a batch of 1,000, not asked twice).
+                addresses = run.prober_addresses
+            else:
+                sources = {source_address(host.ip) for host in hosts if host.ip}
+                addresses = tuple(sorted(a for a in sources if a))
+            report = replace(run, hosts=hosts, prober_addresses=addresses, inventory_sha256=inventory.sha256)
             # Each report is hunted for its own inventory's passwords: another's could be any word of it. A report
             # with none to hunt is not rendered for it (a batch of 1,000 hosts is 5 MB of text, half a second).
             hunted = [secret for secret in secrets[index] if len(secret) >= MIN_SECRET_TO_HUNT]
