@@ -16,7 +16,6 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import SecretStr
 
-from preflight import signing
 from preflight.inventory import Host, Inventory
 from preflight.model import CheckResult, HostReport, RunReport, RunSummary, Status
 
@@ -70,6 +69,9 @@ def check_remote(
     short, or bytes that are not the ones the service signed, are a RemoteError.
     """
     import requests
+
+    # Here, not at the top: every command imports this module for RemoteError, and signing loads cryptography.
+    from preflight import signing
 
     base = url if url.endswith("/") else url + "/"
     parts = urlsplit(base)
