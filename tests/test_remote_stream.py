@@ -242,3 +242,18 @@ def test_the_good_download_is_the_control_of_the_faults(demo: dict[str, Any], st
     run = _check(tmp_path, url, "--json", "out.json", "--html", "out.html")
     assert run.returncode in (0, 1), run.stderr
     assert (tmp_path / "out.json").read_bytes() == serving.report
+
+
+def test_json_to_stdout_is_the_signed_bytes_and_the_people_lines_go_to_stderr(
+    demo: dict[str, Any], stand_in: tuple[StandIn, str], tmp_path: Path
+) -> None:
+    serving, url = stand_in
+    key = Ed25519PrivateKey.generate()
+    serving.report = written(demo)
+    serving.signature = signing.sign(serving.report, key)
+    serving.key_line = signing.public_key_line(key)
+    run = _check(tmp_path, url, "--json", "-", "--quiet")
+    assert run.returncode in (0, 1), run.stderr
+    assert run.stdout.encode() == serving.report
+    assert run.stderr.strip().splitlines()[-1].startswith(f"{len(demo['hosts'])} host")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["inventory.yaml"]
