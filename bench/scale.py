@@ -16,6 +16,7 @@ import json
 import os
 import random
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -269,6 +270,19 @@ def agreement(measured: Measured, truth: Mapping[Endpoint, str]) -> tuple[int, l
     return len(truth) - len(wrong), wrong
 
 
+def _median_run(measured: Sequence[Measured], truth: Mapping[Endpoint, str]) -> Measured:
+    """One tool's rounds as one row: median wall and CPU, the largest RSS, and the states of its worst round."""
+    worst = min(measured, key=lambda run: agreement(run, truth)[0])
+    return Measured(
+        worst.tool,
+        statistics.median(run.wall_seconds for run in measured),
+        max(run.peak_rss_mb for run in measured),
+        worst.states,
+        worst.note,
+        statistics.median(run.cpu_seconds for run in measured),
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[1000], help="lab sizes to run (default 1000)")
@@ -281,6 +295,12 @@ def main() -> int:
         metavar="KINDS",
         help=f"preflight's checks (default {REACHABILITY_CHECKS}; the CPU goal uses tcp)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run preflight and nmap -T5 this many times, taking turns, and show medians (the machine is noisy)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench: run as root (it builds a network namespace)", file=sys.stderr)
@@ -292,16 +312,20 @@ def main() -> int:
             counts = {state: sum(1 for known in lab.truth.values() if known == state) for state in STATE_WEIGHTS}
             print(f"\n== {hosts} hosts x {len(PORTS)} ports = {len(lab.truth)} endpoints; truth: "
                   + ", ".join(f"{count} {state}" for state, count in counts.items()))  # fmt: skip
-            runs = [run_preflight(lab, workdir, checks=args.only)]
-            if args.connect:
-                runs.append(run_preflight(lab, workdir, ["--tcp-method", "connect"], checks=args.only))
-            if not args.no_nmap:
-                runs += [
-                    run_nmap(lab, workdir, "-sT"),
+            rounds: list[list[Measured]] = []
+            for _ in range(max(1, args.rounds)):
+                turn = [run_preflight(lab, workdir, checks=args.only)]
+                if args.connect:
+                    turn.append(run_preflight(lab, workdir, ["--tcp-method", "connect"], checks=args.only))
+                if not args.no_nmap:
                     # nmap at its fastest: no retry, so its silence is one probe's (preflight always retries once).
-                    run_nmap(lab, workdir, "-sT", ("-T5", "--max-retries", "0")),
-                    run_nmap(lab, workdir, "-sS"),
-                ]
+                    turn.append(run_nmap(lab, workdir, "-sT", ("-T5", "--max-retries", "0")))
+                rounds.append(turn)
+            runs = [_median_run([turn[index] for turn in rounds], lab.truth) for index in range(len(rounds[0]))]
+            if not args.no_nmap:
+                runs += [run_nmap(lab, workdir, "-sT"), run_nmap(lab, workdir, "-sS")]
+            if args.rounds > 1:
+                print(f"(preflight and nmap -T5: medians of {args.rounds} rounds taken in turns; the rest: one run)")
             reference = next((run for run in runs if run.tool == "nmap -n -Pn -sT -T4"), None)
             fastest = next((run for run in runs if run.tool.startswith("nmap -n -Pn -sT -T5")), None)
             print(f"{'tool':44} {'wall s':>7} {'vs -sT':>7} {'vs -T5':>7} {'CPU s':>6} {'RSS MB':>7}  agreement")
