@@ -437,19 +437,24 @@ def test_a_get_login_form_is_never_submitted() -> None:
     assert len(seen.lines) == 1
 
 
+def _https_and_http_profile(http_port: int, https_port: int) -> Profile:
+    """A profile whose GUI login is HTTPS on `https_port`, with `http_port` as its plain-HTTP GUI port."""
+    return PBXWARE.model_copy(
+        update={
+            "ports": (
+                RequiredPort(port=http_port, service="http", purpose="Web GUI (HTTP)"),
+                RequiredPort(port=https_port, service="https", purpose="Web GUI (HTTPS)"),
+            ),
+            "gui_login": GuiLogin(port=https_port),
+        }
+    )
+
+
 def test_https_that_refuses_falls_back_to_plain_http_only_with_the_opt_in() -> None:
     with socket.socket() as closed, stand_in_gui(_basic_gui) as (http_port, _):
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
         https_port = closed.getsockname()[1]
-        profile = PBXWARE.model_copy(
-            update={
-                "ports": (
-                    RequiredPort(port=http_port, service="http", purpose="Web GUI (HTTP)"),
-                    RequiredPort(port=https_port, service="https", purpose="Web GUI (HTTPS)"),
-                ),
-                "gui_login": GuiLogin(port=https_port),
-            }
-        )
+        profile = _https_and_http_profile(http_port, https_port)
 
         def target(allow: bool) -> Target:
             host = _host(password=GUI_PASSWORD, allow_plain_http=allow)
@@ -476,15 +481,7 @@ def test_a_refused_login_after_falling_back_to_plain_http_names_the_https_port_i
     with socket.socket() as closed, stand_in_gui(_refusing_basic_gui) as (http_port, _):
         closed.bind(("127.0.0.1", 0))  # bound, never listening: HTTPS on it is refused
         https_port = closed.getsockname()[1]
-        profile = PBXWARE.model_copy(
-            update={
-                "ports": (
-                    RequiredPort(port=http_port, service="http", purpose="Web GUI (HTTP)"),
-                    RequiredPort(port=https_port, service="https", purpose="Web GUI (HTTPS)"),
-                ),
-                "gui_login": GuiLogin(port=https_port),
-            }
-        )
+        profile = _https_and_http_profile(http_port, https_port)
         host = _host(password=GUI_PASSWORD, allow_plain_http=True)
         fell_back = _run(Target("gui-login/x", "r", host, profile, port=https_port, ip="127.0.0.1",
                                 addresses=("127.0.0.1",)))  # fmt: skip
