@@ -279,8 +279,16 @@ def load_inventory(
     With `text`, that is the inventory and `path` only names it in errors (the service's posted inventories).
     A file that cannot be read as a mapping with a list of hosts stops at that one error.
     """
+    return inventory_from(load_located(path, text), profiles, environ)
+
+
+def inventory_from(
+    document: LocatedDocument, profiles: Mapping[str, Profile], environ: Mapping[str, str] | None = None
+) -> Inventory:
+    """`load_inventory` of a document already parsed: a file's, or a plain value with no lines (`lines` empty), whose
+    errors then name only paths (the service's sealed inventories, which it wrote itself)."""
+    path = document.path
     environ = os.environ if environ is None else environ
-    document = load_located(path, text)
     top = document.value
     if top is None:
         raise ConfigError(f"{path.name}:1: top level: the file is empty; it needs a 'hosts' list")
@@ -340,9 +348,10 @@ def load_inventory(
         name_line = document.line_of(locate(("name",)))
         if host.name in first_line_of_name:
             first = first_line_of_name[host.name]
-            findings.error(locate(("name",)), f"duplicate host name {host.name!r} (first used on line {first})")
+            first_use = f"on line {first}" if document.lines else f"by hosts[{first}]"
+            findings.error(locate(("name",)), f"duplicate host name {host.name!r} (first used {first_use})")
         else:
-            first_line_of_name[host.name] = name_line
+            first_line_of_name[host.name] = name_line if document.lines else index
         hosts.append(host)
     raise_all(path.name, findings.errors)
     return Inventory(

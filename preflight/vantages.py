@@ -7,10 +7,10 @@ several is version "2": per host, one result set per vantage, and a verdict that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from preflight.render.json import write_document
+from preflight.render.json import DocumentWriter
 
 SCHEMA_VERSION_MULTI = "2"
 NOT_READY_STATUSES = ("fail", "error")
@@ -182,36 +182,50 @@ def stream_combined(
     The document is the one `combine(merge_batches(...))` would make, written by `write_document` (hosts first, so
     nothing about them has to be known before they are written). Returns its summary.
     """
-    multi = len(vantages) > 1
-    headers: dict[str, list[dict[str, Any]]] = {name: [] for name in vantages}
-    ready = dict.fromkeys(vantages, 0)
-    counts = {"hosts": 0, "ready": 0}
+    report = CombinedReport(write, vantages, inventory_sha256)
+    for batch in range(batch_count):
+        report.add([(name, load(name, batch)) for name in vantages])
+    return report.end()
 
-    def hosts() -> Iterator[Mapping[str, Any]]:
-        for batch in range(batch_count):
-            documents = [(name, load(name, batch)) for name in vantages]
-            for name, document in documents:
-                headers[name].append({**document, "hosts": []})
-                ready[name] += sum(1 for host in document["hosts"] if host["ready"])
-            batch_hosts = combine(documents)["hosts"] if multi else documents[0][1]["hosts"]
-            del documents
-            for host in batch_hosts:
-                counts["hosts"] += 1
-                counts["ready"] += bool(host["ready"])
-                yield host
 
-    def rest() -> dict[str, Any]:
-        merged = [(name, merge_batches(headers[name])) for name in vantages]
-        fields = combine(merged, inventory_sha256)
+class CombinedReport:
+    """`stream_combined` fed one batch at a time, as the batches come back: `add` each batch's documents (one per
+    vantage, batches in order), then `end`. Only counts and each batch's header stay in memory."""
+
+    def __init__(self, write: Callable[[str], object], vantages: Sequence[str], inventory_sha256: str | None) -> None:
+        self.vantages = tuple(vantages)
+        self._multi = len(self.vantages) > 1
+        self._sha = inventory_sha256
+        self._headers: dict[str, list[dict[str, Any]]] = {name: [] for name in self.vantages}
+        self._ready = dict.fromkeys(self.vantages, 0)
+        self._hosts = self._ready_hosts = 0
+        self.batches = 0
+        self._writer = DocumentWriter(write, SCHEMA_VERSION_MULTI if self._multi else "1")
+
+    def add(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """The next batch: each vantage's document of it, in the order of `vantages`."""
+        if tuple(name for name, _ in documents) != self.vantages:
+            raise ValueError(f"batch {self.batches}: expected one document from each of {', '.join(self.vantages)}")
+        for name, document in documents:
+            self._headers[name].append({**document, "hosts": []})
+            self._ready[name] += sum(1 for host in document["hosts"] if host["ready"])
+        for host in combine(documents)["hosts"] if self._multi else documents[0][1]["hosts"]:
+            self._hosts += 1
+            self._ready_hosts += bool(host["ready"])
+            self._writer.host(host)
+        self.batches += 1
+
+    def end(self) -> dict[str, int]:
+        """Write the rest of the document; returns its summary."""
+        merged = [(name, merge_batches(self._headers[name])) for name in self.vantages]
+        fields = combine(merged, self._sha)
         fields.pop("hosts")
         fields.pop("schema_version")
-        fields["summary"] = _counted(counts["hosts"], counts["ready"])
+        fields["summary"] = _counted(self._hosts, self._ready_hosts)
         for vantage in fields.get("vantages", []):
-            vantage["summary"] = _counted(counts["hosts"], ready[vantage["name"]])
-        return fields
-
-    write_document(write, SCHEMA_VERSION_MULTI if multi else "1", hosts(), rest)
-    return _counted(counts["hosts"], counts["ready"])
+            vantage["summary"] = _counted(self._hosts, self._ready[vantage["name"]])
+        self._writer.end(fields)
+        return _counted(self._hosts, self._ready_hosts)
 
 
 def _counted(hosts: int, ready: int) -> dict[str, int]:

@@ -21,9 +21,12 @@ from typing import Any
 
 from celery import Celery, Task
 
+from preflight import signing
 from preflight.render import json as json_report
+from preflight.service.intake import sealed_document
 from preflight.service.jobs import JobFailed, ProbeSettings, probe_inventory
 from preflight.service.sealing import Sealer, SealingError
+from preflight.vantages import CombinedReport
 
 _log = logging.getLogger(__name__)
 QUEUE_PREFIX = "preflight."
@@ -118,7 +121,8 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
                 "attempt": deliveries}
     results: list[list[str]] = []
     lock = threading.Lock()
-    last = [0.0]
+    # The first progress after PROGRESS_EVERY_SECONDS: a batch done sooner reports once, with its result.
+    last = [time.monotonic()]
 
     def check_done(host: str, result: Any) -> None:
         with lock:
@@ -206,6 +210,29 @@ class QueueSettings:
     report_in_database_bytes: int = 4 * 1024 * 1024
 
 
+class _Report:
+    """A check's report file while its batches come back: written and hashed as it grows, signed at the end."""
+
+    def __init__(self, folder: Path, check_id: str, vantages: Sequence[str], count: int, sha256: str | None) -> None:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.partial = folder / f".{check_id}.json.tmp"
+        self.out = self.partial.open("w", encoding="utf-8")
+        self.digest = signing.new_digest()
+        self.size = 0
+        self.count = count
+        self.combined = CombinedReport(self.write, vantages, sha256)
+
+    @property
+    def complete(self) -> bool:
+        return self.combined.batches >= self.count
+
+    def write(self, text: str) -> None:
+        data = text.encode()
+        self.digest.update(data)
+        self.size += len(data)
+        self.out.write(text)
+
+
 class QueueJobs:
     """Sends claimed checks to the vantages' queues and gathers their results into one signed report.
 
@@ -219,6 +246,8 @@ class QueueJobs:
         self._stopping = threading.Event()
         self._broker_down_logged = False
         self._progress_seen: dict[str, tuple[int, int]] = {}
+        # The reports being written, of checks some of whose batches are back (only the collecting thread uses it).
+        self._reports: dict[str, _Report] = {}
 
     def start(self) -> None:
         stranded = self.settings.store.running_without_jobs()
@@ -295,7 +324,7 @@ class QueueJobs:
         for name, address in targets:
             if name in names:
                 pinned.setdefault(name, []).append(address)
-        batch_text = _yaml_text({**document, "hosts": hosts})
+        batch_text = _batch_text({**document, "hosts": hosts})
         payload = {"sealed": seal_job(self.settings.queue_sealer, batch_text), "pinned": pinned,
                    "only": [kind for kind in row.only_kinds.split(",") if kind]}
         self.settings.app.send_task(TASK_NAME, args=[payload], task_id=job.task_id, queue=queue_name(job.vantage),
@@ -306,7 +335,7 @@ class QueueJobs:
         while not self._stopping.is_set():
             try:
                 for check_id in self._poll():
-                    self._finish_if_done(check_id)
+                    self._advance(check_id)
             except Exception as exc:  # noqa: BLE001 - the broker or database is away: try again shortly
                 self._broker_down(exc)
             self._stopping.wait(0.5)
@@ -345,56 +374,60 @@ class QueueJobs:
                     store.job_resent(job.task_id)
         return touched
 
-    def _finish_if_done(self, check_id: str) -> None:
-        from preflight import signing
-        from preflight.vantages import stream_combined
-
+    def _advance(self, check_id: str) -> None:
+        """Write what came back of a check into its report, batch by batch in order as each batch is back from
+        every vantage, so the report is all but written when the last batch returns; then sign and store it."""
         store = self.settings.store
         jobs = store.jobs(check_id=check_id)
-        if any(job.state in ("pending", "sent") for job in jobs):
-            return
         row = store.get(check_id)
-        if row is None or row.state != "running":
+        if row is None or row.state != "running" or not jobs:
+            self._drop_report(check_id)
             return
-        failed = [job.error for job in jobs if job.state == "failed"]
-        if failed:
-            store.fail(check_id, "; ".join(dict.fromkeys(str(error) for error in failed)))
-        else:
+        if any(job.state == "failed" for job in jobs):
+            if any(job.state in ("pending", "sent") for job in jobs):
+                return
+            self._drop_report(check_id)
+            store.fail(check_id, "; ".join(dict.fromkeys(str(job.error) for job in jobs if job.state == "failed")))
+            self._forget(check_id, jobs)
+            return
+        report = self._reports.get(check_id)
+        if report is None:
             names = list(dict.fromkeys(job.vantage for job in jobs))
-            by_batch = {(job.vantage, job.batch): job.id for job in jobs}
             count = 1 + max(job.batch for job in jobs)
-            # Written batch by batch and hashed as written: a report of thousands of hosts is never whole in memory.
-            folder = self.settings.reports_dir
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            partial = folder / f".{check_id}.json.tmp"
-            digest = signing.new_digest()
-            size = 0
-            with partial.open("w", encoding="utf-8") as out:
+            report = self._reports[check_id] = _Report(self.settings.reports_dir, check_id, names, count,
+                                                       row.inventory_sha256)
+        done = {(job.vantage, job.batch): job.id for job in jobs if job.state == "done"}
+        while not report.complete:
+            batch = report.combined.batches
+            if not all((name, batch) in done for name in report.combined.vantages):
+                return
+            report.combined.add([(name, json.loads(store.job_document(done[(name, batch)])))
+                                 for name in report.combined.vantages])  # fmt: skip
+        del self._reports[check_id]
+        summary = report.combined.end()
+        report.out.close()
+        signature = signing.sign_digest(report.digest.digest(), self.settings.signing_key).decode()
+        verdict = "ready" if summary["not_ready"] == 0 else "not ready"
+        if report.size <= self.settings.report_in_database_bytes:
+            store.finish(check_id, verdict, report.partial.read_text(encoding="utf-8"), signature)
+            report.partial.unlink()
+        else:
+            report.partial.rename(self.settings.reports_dir / f"{check_id}.json")
+            store.finish(check_id, verdict, None, signature, report_file=f"reports/{check_id}.json")
+        _log.info("check %s: done, %s (%d host(s), %d bytes)", check_id, verdict, summary["hosts"], report.size)
+        self._forget(check_id, jobs)
 
-                def write(text: str) -> None:
-                    nonlocal size
-                    data = text.encode()
-                    digest.update(data)
-                    size += len(data)
-                    out.write(text)
-
-                summary = stream_combined(
-                    write, names, count,
-                    lambda vantage, batch: json.loads(store.job_document(by_batch[(vantage, batch)])),
-                    row.inventory_sha256,
-                )
-            signature = signing.sign_digest(digest.digest(), self.settings.signing_key).decode()
-            verdict = "ready" if summary["not_ready"] == 0 else "not ready"
-            if size <= self.settings.report_in_database_bytes:
-                store.finish(check_id, verdict, partial.read_text(encoding="utf-8"), signature)
-                partial.unlink()
-            else:
-                partial.rename(folder / f"{check_id}.json")
-                store.finish(check_id, verdict, None, signature, report_file=f"reports/{check_id}.json")
-            _log.info("check %s: done, %s (%d host(s), %d bytes)", check_id, verdict, summary["hosts"], size)
-        store.clear_jobs(check_id)
+    def _forget(self, check_id: str, jobs: Sequence[Any]) -> None:
+        self.settings.store.clear_jobs(check_id)
         for job in jobs:
+            self._progress_seen.pop(job.task_id, None)
             self.settings.app.AsyncResult(job.task_id).forget()
+
+    def _drop_report(self, check_id: str) -> None:
+        report = self._reports.pop(check_id, None)
+        if report is not None:
+            report.out.close()
+            report.partial.unlink(missing_ok=True)
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
@@ -409,17 +442,13 @@ class QueueJobs:
 
 
 def _document_of(text: str) -> dict[str, Any]:
-    import yaml
-
-    document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+    document = sealed_document(text)
     return document if isinstance(document, dict) else {}
 
 
-def _yaml_text(document: Mapping[str, Any]) -> str:
-    import yaml
-
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return str(yaml.dump(dict(document), Dumper=dumper, sort_keys=False, allow_unicode=True))
+def _batch_text(document: Mapping[str, Any]) -> str:
+    # The sealed text's own form (its `$` are doubled already): JSON, which the worker reads with no YAML parser.
+    return json.dumps(dict(document), ensure_ascii=False, separators=(",", ":"))
 
 
 def _json_text(document: Mapping[str, Any]) -> str:
