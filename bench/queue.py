@@ -12,7 +12,6 @@ Traffic goes only to loopback and the bench's namespace. Run as root: see bench/
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -29,7 +28,18 @@ from pathlib import Path
 import requests
 
 from bench.measure import timed
-from bench.scale import REACHABILITY_CHECKS, TARGET_NETWORK, Endpoint, Measured, agreement, run_preflight, scale_lab
+from bench.scale import (
+    REACHABILITY_CHECKS,
+    TARGET_NETWORK,
+    Endpoint,
+    Measured,
+    ScaleLab,
+    agreement,
+    iter_report_hosts,
+    median_run,
+    run_preflight,
+    scale_lab,
+)
 
 START_SECONDS = 60.0
 ONE_WORKER_GOAL = 1.3
@@ -106,12 +116,14 @@ def queued_service(folder: Path, queue: str, hosts: int, batch: int, workers: in
     started.append(serve)
     try:
         _wait_http(url + "/healthz", serve)
+        # At info a worker logs each check: 80,000 lines for 10,000 hosts, which slow it (BENCH_WORKER_LOG_LEVEL).
+        worker_level = os.environ.get("BENCH_WORKER_LOG_LEVEL", os.environ.get("BENCH_LOG_LEVEL", "warning"))
         for number in range(workers):
             with (folder / f"worker-{number}.log").open("wb") as log:
                 started.append(subprocess.Popen(
                     [sys.executable, "-m", "preflight", "worker", "--queue", queue, "--vantage", "bench",
                      "--state", str(state), "--allow-targets", str(TARGET_NETWORK), "--concurrency", "1",
-                     "--log-level", os.environ.get("BENCH_LOG_LEVEL", "warning")],
+                     "--log-level", worker_level],
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 ))  # fmt: skip
         give_up = time.monotonic() + START_SECONDS
@@ -148,7 +160,7 @@ def run_remote(lab_addresses: list[str], folder: Path, url: str, token: str) -> 
     if status not in (0, 1):
         raise RuntimeError(f"--remote exited {status}: {(folder / 'remote.out').read_text()[-2000:]}")
     states: dict[Endpoint, str] = {}
-    for host in json.loads(report.read_text())["hosts"]:
+    for host in iter_report_hosts(report):
         for check in host["checks"]:
             if check["id"].startswith("tcp/"):
                 states[(host["address"], check["evidence"]["port"])] = check["evidence"]["state"]
@@ -165,12 +177,22 @@ def _scratch(keep: str | None) -> Iterator[str]:
         yield tempfile.mkdtemp(prefix="pfqueue-", dir=keep)
 
 
+def _local_round(lab: ScaleLab, scratch: Path, done: list[Measured]) -> Measured:
+    """One local `preflight check` of the lab, added to `done`."""
+    folder = scratch / f"local-{len(done)}"
+    folder.mkdir()
+    done.append(run_preflight(lab, folder))
+    return done[-1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the local check and each remote one this many times, taking turns; show medians")
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("redis-server") or not Path(TIME).exists():
         print("bench/queue.py needs root (a network namespace), redis-server and GNU time", file=sys.stderr)
@@ -179,32 +201,50 @@ def main() -> int:
     for hosts in args.hosts:
         keep = os.environ.get("BENCH_KEEP")  # a folder to keep the logs in, to read a run's timeline
         with scale_lab(hosts, args.seed) as lab, _scratch(keep) as scratch:
-            local_folder = Path(scratch) / "local"
-            local_folder.mkdir()
-            local = run_preflight(lab, local_folder)
+            locals_: list[Measured] = []
+            remotes: dict[int, list[Measured]] = {workers: [] for workers in args.workers}
+            peaks: dict[int, list[float]] = {workers: [] for workers in args.workers}
+            # Rounds take turns (the machine is noisy): the local run with nothing else running, then each remote
+            # run against a service and workers started for it, on a fresh Redis.
+            for number in range(args.rounds):
+                _local_round(lab, Path(scratch), locals_)
+                for workers in args.workers:
+                    folder = Path(scratch) / f"w{workers}-{number}"
+                    folder.mkdir()
+                    with redis(folder / "redis") as queue, \
+                            queued_service(folder, queue, hosts, args.batch_size, workers) as (url, token, processes):
+                        measured, _ = run_remote(lab.addresses, folder, url, token)
+                        remotes[workers].append(measured)
+                        sizes = [_peak_rss_mb(processes[0].pid)]
+                        sizes += [max((_peak_rss_mb(child) for child in _children(process.pid)), default=0.0)
+                                for process in processes[1:]]  # fmt: skip
+                        before = peaks[workers] or sizes
+                        peaks[workers] = [max(pair) for pair in zip(before, sizes, strict=True)]
+            local = median_run(locals_, lab.truth)
             right, _ = agreement(local, lab.truth)
-            rows.append((hosts, "local preflight check", local.wall_seconds, 1.0, f"{local.peak_rss_mb:.0f}",
+            rows.append((hosts, "local preflight check", local.wall_seconds, "1.00", f"{local.peak_rss_mb:.0f}",
                          f"{right}/{len(lab.truth)}"))
             for workers in args.workers:
-                folder = Path(scratch) / f"w{workers}"
-                folder.mkdir()
-                with redis(folder / "redis") as queue, \
-                        queued_service(folder, queue, hosts, args.batch_size, workers) as (url, token, processes):
-                    measured, _ = run_remote(lab.addresses, folder, url, token)
-                    service_rss = _peak_rss_mb(processes[0].pid)
-                    worker_rss = [max((_peak_rss_mb(child) for child in _children(process.pid)), default=0.0)
-                                  for process in processes[1:]]
-                right, wrong = agreement(measured, lab.truth)
+                remote = median_run(remotes[workers], lab.truth)
+                right, wrong = agreement(remote, lab.truth)
+                service_rss, *worker_rss = peaks[workers]
                 rss = f"service {service_rss:.0f}, workers {', '.join(f'{r:.0f}' for r in worker_rss)}, " \
-                      f"client {measured.peak_rss_mb:.0f}"
-                rows.append((hosts, f"--remote, {workers} worker(s)", measured.wall_seconds,
-                             measured.wall_seconds / local.wall_seconds, rss, f"{right}/{len(lab.truth)}"))
+                      f"client {remote.peak_rss_mb:.0f}"
+                turns = zip(remotes[workers], locals_, strict=True)
+                ratios = sorted(run.wall_seconds / own.wall_seconds for run, own in turns)
+                spread = f" (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else ""
+                rows.append((hosts, f"--remote, {workers} worker(s)", remote.wall_seconds,
+                             f"{remote.wall_seconds / local.wall_seconds:.2f}{spread}", rss,
+                             f"{right}/{len(lab.truth)}"))  # fmt: skip
                 if wrong:
                     print("\n".join(wrong[:10]), file=sys.stderr)
+    if args.rounds > 1:
+        print(f"(medians of {args.rounds} rounds taken in turns, peak RSS the largest; 'rounds' is the range of each "
+              "round's own ratio)")
     print("| hosts | run | wall s | vs local | peak RSS MB | states right |")
     print("|---:|---|---:|---:|---|---:|")
     for count, label, wall, ratio, rss, states in rows:
-        print(f"| {count} | {label} | {wall:.1f} | {ratio:.2f} | {rss} | {states} |")
+        print(f"| {count} | {label} | {wall:.1f} | {ratio} | {rss} | {states} |")
     return 0
 
 

@@ -270,7 +270,7 @@ def agreement(measured: Measured, truth: Mapping[Endpoint, str]) -> tuple[int, l
     return len(truth) - len(wrong), wrong
 
 
-def _median_run(measured: Sequence[Measured], truth: Mapping[Endpoint, str]) -> Measured:
+def median_run(measured: Sequence[Measured], truth: Mapping[Endpoint, str]) -> Measured:
     """One tool's rounds as one row: median wall and CPU, the largest RSS, and the states of its worst round."""
     worst = min(measured, key=lambda run: agreement(run, truth)[0])
     return Measured(
@@ -321,7 +321,7 @@ def main() -> int:
                     # nmap at its fastest: no retry, so its silence is one probe's (preflight always retries once).
                     turn.append(run_nmap(lab, workdir, "-sT", ("-T5", "--max-retries", "0")))
                 rounds.append(turn)
-            runs = [_median_run([turn[index] for turn in rounds], lab.truth) for index in range(len(rounds[0]))]
+            runs = [median_run([turn[index] for turn in rounds], lab.truth) for index in range(len(rounds[0]))]
             if not args.no_nmap:
                 runs += [run_nmap(lab, workdir, "-sT"), run_nmap(lab, workdir, "-sS")]
             if args.rounds > 1:

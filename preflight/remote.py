@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from preflight.inventory import Host, Inventory
 from preflight.model import CheckResult, HostReport, RunReport, RunSummary, Status
 
-POLL_SECONDS = 0.5  # a poll asks only for the counts: cheap for the service, and the report comes sooner
+POLL_SECONDS = 0.25  # a poll asks only for the counts: cheap for the service, and the report comes sooner
 NO_RESULTS = 999_999_999
 REQUEST_SECONDS = 30.0
 DOWNLOAD_CHUNK = 1 << 16

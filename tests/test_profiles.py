@@ -9,7 +9,7 @@ import pytest
 
 from preflight.inventory import Host, Inventory, load_inventory
 from preflight.located_yaml import ConfigError
-from preflight.plan import build_plan
+from preflight.plan import build_plan, count_checks
 from preflight.probes import registry
 from preflight.profiles import load_profiles
 from preflight.resources import data_dir
@@ -155,3 +155,20 @@ def test_an_add_on_joins_its_product_and_a_host_that_names_it(tmp_path: Path) ->
         ["setup-wizard-login/81"],
     ]
     assert plans[0].targets[1].purpose == "SIP signalling (UDP and TCP)"
+
+
+@pytest.mark.parametrize("only", [(), ("sip", "rtp", "setup-wizard-login"), ("tcp",), ("ssh-root", "gui-login")])
+def test_the_services_count_of_checks_is_the_plans(tmp_path: Path, only: tuple[str, ...]) -> None:
+    """The service counts an accepted check's checks without building its plan: the count is the plan's length."""
+    profiles = load_profiles(data_dir("checks"), KNOWN)
+    (tmp_path / "inventory.yaml").write_text(
+        "hosts:\n  - {name: a, product: pbxware, address: 192.0.2.1, profiles: [voip]}\n"
+        "  - {name: b, product: pbxware, address: 192.0.2.2}\n"
+        "  - {name: c, product: serverware, address: 192.0.2.3, gui: {allow_plain_http: true}}\n"
+    )
+    inventory = load_inventory(tmp_path / "inventory.yaml", profiles, {})
+
+    planned = sum(len(plan.targets) for plan in build_plan(inventory, profiles, only))
+
+    assert planned > 0
+    assert count_checks(inventory, profiles, only) == planned

@@ -205,6 +205,25 @@ def test_a_verified_download_is_written_byte_for_byte_and_shown_as_a_whole_repor
     ]
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_quiet_shows_the_summary_line_alone_and_writes_the_same_report(
+    demo: dict[str, Any], stand_in: tuple[StandIn, str], tmp_path: Path, version: str
+) -> None:
+    serving, url = stand_in
+    document = _documents(demo)[version]
+    key = Ed25519PrivateKey.generate()
+    serving.report = written(document)
+    serving.signature = signing.sign(serving.report, key)
+    serving.key_line = signing.public_key_line(key)
+    run = _check(tmp_path, url, "--json", "out.json", "--quiet")
+    assert run.returncode == (0 if document["summary"]["not_ready"] == 0 else 1), run.stderr
+    assert (tmp_path / "out.json").read_bytes() == serving.report
+    if version == "v2":
+        assert run.stdout.splitlines() == [terminal.document_summary_line(document)]
+    else:
+        assert run.stdout.splitlines() == [terminal.summary_line(remote.from_document(document).summary)]
+
+
 @pytest.mark.parametrize("fault", ["changed", "other key", "truncated"])
 def test_a_download_that_does_not_verify_leaves_no_report_and_exits_2(
     demo: dict[str, Any], stand_in: tuple[StandIn, str], tmp_path: Path, fault: str

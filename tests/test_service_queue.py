@@ -262,3 +262,51 @@ def test_a_redis_outage_delays_checks_and_loses_none(tmp_path: Path, silent_sshd
         for path in redis.files():
             for secret in (gui, root):
                 assert secret.encode() not in path.read_bytes(), path.name
+
+
+def test_a_check_in_many_batches_from_two_vantages_is_one_report_in_inventory_order(tmp_path: Path) -> None:
+    """Batches come back in any order, from each vantage; the report is written batch by batch in inventory order
+    as they do, and signed whole: every host once, each from both vantages, the counts right, nothing left over."""
+    addresses = [f"127.0.0.{number}" for number in range(2, 9)]  # 7 hosts in batches of 2: 4 batches per vantage
+    with silent_listener("127.0.0.5", 2020), redis_server(tmp_path / "redis") as redis:
+        args = ["--queue", redis.url(), "--allow-targets", "127.0.0.0/28", "--timeout", "3", "--batch-size", "2"]
+        with running_service(tmp_path / "service", args) as service:
+            common = ["--allow-targets", "127.0.0.0/28", "--timeout", "3", "--concurrency", "2"]
+            with workers([("eu", [], []), ("us", [], [])], redis.url(), service.state, common):
+                wait_for_vantages(service, {"eu", "us"})
+                inventory = {"hosts": [host(address, name=f"h{index}") for index, address in enumerate(addresses)]}
+                answer = service.post_check({"ticket": "T-batches", "inventory": inventory, "only": ["tcp"],
+                                             "vantages": ["eu", "us"]})
+                assert answer.status_code == 202, answer.text
+                state = service.wait_done(answer.json()["id"], seconds=180)
+                body = service.get(f"/api/v1/checks/{state['id']}/report.json").content
+                signature = service.get(f"/api/v1/checks/{state['id']}/report.json.sig").content
+                key = service.get("/api/v1/signing-key").text
+                batches = service.log().count(f"check {state['id']}: 4 batch(es) to eu, us")
+            reports = service.state / "reports"
+            left_over = [path.name for path in reports.iterdir()] if reports.exists() else []
+    assert state["state"] == "done", state
+    assert batches == 1
+    report = json.loads(body)
+    assert report["schema_version"] == "2"
+    assert [entry["name"] for entry in report["hosts"]] == [f"h{index}" for index in range(len(addresses))]
+    assert [entry["address"] for entry in report["hosts"]] == addresses
+    for entry in report["hosts"]:
+        assert [result["name"] for result in entry["vantages"]] == ["eu", "us"]
+        for result in entry["vantages"]:
+            assert [check["id"] for check in result["checks"]] == ["tcp/80", "tcp/81", "tcp/443", "tcp/2020"]
+    # The one open port (the listener), from both vantages; the control: the others are closed from both.
+    opened = {(entry["name"], result["name"], check["id"]) for entry in report["hosts"] for result in entry["vantages"]
+              for check in result["checks"] if check["evidence"]["state"] == "open"}  # fmt: skip
+    assert opened == {("h3", "eu", "tcp/2020"), ("h3", "us", "tcp/2020")}
+    assert report["summary"] == {"hosts": 7, "ready": 0, "not_ready": 7}
+    assert [vantage["summary"]["hosts"] for vantage in report["vantages"]] == [7, 7]
+    assert state["progress"]["done"] == state["progress"]["total"] == 7 * 4 * 2
+    # The bytes served are the bytes signed.
+    (tmp_path / "report.json").write_bytes(body)
+    (tmp_path / "report.json.sig").write_bytes(signature)
+    (tmp_path / "service.pub").write_text(key)
+    verified = subprocess.run([sys.executable, "-m", "preflight", "verify", "report.json", "--key", "service.pub"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert verified.returncode == 0, verified.stderr
+    assert not [name for name in left_over if name.endswith(".tmp")]

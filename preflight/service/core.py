@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from preflight import signing
-from preflight.plan import build_plan
+from preflight.plan import count_checks
 from preflight.probes import registry
 from preflight.profiles import Profile, load_profiles
 from preflight.resolution import source_address
@@ -104,7 +104,7 @@ class Service:
         """
         chosen = self.choose_vantages(vantages)
         addresses = [address for _, pinned in submission.targets for address in pinned]
-        plans = build_plan(submission.inventory, self.profiles, only)
+        checks = count_checks(submission.inventory, self.profiles, only)
         sealed = self.sealer.seal(submission.text.encode())
         egress = "" if self.config.queue_url else self.egress_for(submission)
         # Submissions arrive on several threads: counting and recording one must not interleave with another's.
@@ -119,7 +119,7 @@ class Service:
                     client_address=client,
                     product=submission.product,
                     targets=[(name, address) for name, pinned in submission.targets for address in pinned],
-                    total=sum(len(plan.targets) for plan in plans) * max(1, len(chosen)),
+                    total=checks * max(1, len(chosen)),
                     sealed_inventory=sealed,
                     vantages=chosen,
                     egress_address=egress,
@@ -127,7 +127,8 @@ class Service:
                     only=only,
                 )
             )
-        _log.info("check %s queued: %d host(s), ticket %r, from %s", check_id, len(plans), ticket, client)
+        _log.info("check %s queued: %d host(s), ticket %r, from %s", check_id, len(submission.inventory.hosts), ticket,
+                  client)
         self.jobs.submitted()
         return check_id
 

@@ -37,6 +37,7 @@ MAX_DELIVERIES = 3
 # Progress is a snapshot of every result so far: often enough for a page, rare enough to cost little.
 PROGRESS_EVERY_SECONDS = 2.0
 RESULTS_KEPT_SECONDS = 7 * 24 * 3600
+COLLECT_EVERY_SECONDS = 0.2
 
 
 def queue_name(vantage: str) -> str:
@@ -149,7 +150,9 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
     document["prober"]["vantage"] = settings.vantage
     if settings.egress_address:
         document["prober"]["egress_address"] = settings.egress_address
-    return {"attempt": deliveries, "document": document, "results": results}
+    # The batch's report as JSON text, by the C encoder: the service keeps it as it comes, without decoding it into
+    # objects and encoding it again (a tenth of a second per 1,000 hosts, on the service).
+    return {"attempt": deliveries, "document_json": _json_text(document), "results": results}
 
 
 class Vantages:
@@ -338,7 +341,8 @@ class QueueJobs:
                     self._advance(check_id)
             except Exception as exc:  # noqa: BLE001 - the broker or database is away: try again shortly
                 self._broker_down(exc)
-            self._stopping.wait(0.5)
+            # Often enough that the last batch's report is signed soon after it returns; a poll is a GET per batch.
+            self._stopping.wait(COLLECT_EVERY_SECONDS)
 
     def _poll(self) -> set[str]:
         store = self.settings.store
@@ -359,7 +363,10 @@ class QueueJobs:
                     store.job_ended(job.task_id, error=str(value["error"]))
                 else:
                     store.job_results(job, int(value.get("attempt", 1)), value.get("results", []))
-                    store.job_ended(job.task_id, result_json=_json_text(value["document"]))
+                    text = value.get("document_json")
+                    if not isinstance(text, str):  # a worker of an earlier release sends the document itself
+                        text = _json_text(value.get("document") or {})
+                    store.job_ended(job.task_id, result_json=text)
                 touched.add(job.check_id)
             elif state == "FAILURE":
                 failure = type(result.info).__name__
