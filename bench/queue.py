@@ -53,12 +53,32 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _peak_rss_mb(pid: int) -> float:
-    """The process's high-water mark of resident memory (VmHWM), read while it still runs."""
+def _peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """The process's high-water mark of resident memory (VmHWM; or its RSS now, VmRSS), read while it runs."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def soak(hosts: int, seed: int, batch: int, checks: int) -> int:
+    """`checks` checks of the lab in a row through one service and one worker, as a service lives: the memory of
+    each process after each check, to see whether it stays bounded."""
+    print("| check | wall s | service RSS now MB | service peak MB | worker RSS now MB | worker peak MB |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    with scale_lab(hosts, seed) as lab, tempfile.TemporaryDirectory(prefix="pfsoak-") as scratch:
+        folder = Path(scratch)
+        with redis(folder / "redis") as queue, queued_service(folder, queue, hosts, batch, 1) as (url, token, started):
+            worker = max(_children(started[1].pid))
+            for number in range(checks):
+                round_folder = folder / f"check-{number}"
+                round_folder.mkdir()
+                measured, _ = run_remote(lab.addresses, round_folder, url, token)
+                service = started[0].pid
+                print(f"| {number + 1} | {measured.wall_seconds:.1f} | {_peak_rss_mb(service, 'VmRSS'):.0f} "
+                      f"| {_peak_rss_mb(service):.0f} | {_peak_rss_mb(worker, 'VmRSS'):.0f} "
+                      f"| {_peak_rss_mb(worker):.0f} |", flush=True)
+    return 0
 
 
 def _children(pid: int) -> list[int]:
@@ -193,10 +213,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the local check and each remote one this many times, taking turns; show medians")
+    parser.add_argument("--soak", type=int, default=0, metavar="N",
+                        help="instead: N checks in a row through one service and one worker, memory after each")
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("redis-server") or not Path(TIME).exists():
         print("bench/queue.py needs root (a network namespace), redis-server and GNU time", file=sys.stderr)
         return 2
+    if args.soak:
+        return soak(args.hosts[-1], args.seed, args.batch_size, args.soak)
     rows = []
     for hosts in args.hosts:
         keep = os.environ.get("BENCH_KEEP")  # a folder to keep the logs in, to read a run's timeline

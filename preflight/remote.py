@@ -8,7 +8,10 @@ against the service's signature, then read back one host at a time (DownloadedRe
 from __future__ import annotations
 
 import codecs
+import contextlib
+import importlib
 import json
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import IO, Any
@@ -70,8 +73,10 @@ def check_remote(
     """
     import requests
 
-    # Here, not at the top: every command imports this module for RemoteError, and signing loads cryptography.
-    from preflight import signing
+    # Signing loads cryptography (60 ms), needed only once the check is done: loaded while the service works.
+    # Here, not at the top: every command imports this module for RemoteError.
+    loading = threading.Thread(target=_preload, args=("preflight.signing",), daemon=True)
+    loading.start()
 
     base = url if url.endswith("/") else url + "/"
     parts = urlsplit(base)
@@ -110,6 +115,8 @@ def check_remote(
             raise RemoteError(f"the service did not finish within {deadline_seconds:.0f}s; see {status_url}")
         time.sleep(POLL_SECONDS)
     links = state["links"]
+    loading.join()
+    from preflight import signing
     try:
         signature: bytes = _fetched(session, urljoin(base, links["signature"].lstrip("/"))).content
         key_line = _fetched(session, urljoin(base, "api/v1/signing-key")).text
@@ -127,6 +134,12 @@ def check_remote(
     except (signing.SigningError, signing.SignatureError) as exc:
         raise RemoteError(f"the report downloaded from the service does not verify: {exc}") from None
     return signature
+
+
+def _preload(module: str) -> None:
+    """Import `module` ahead of need; a failure shows where it is imported for use, not here in a thread."""
+    with contextlib.suppress(Exception):
+        importlib.import_module(module)
 
 
 def _fetched(session: Any, url: str, stream: bool = False) -> Any:

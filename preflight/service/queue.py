@@ -37,7 +37,7 @@ MAX_DELIVERIES = 3
 # Progress is a snapshot of every result so far: often enough for a page, rare enough to cost little.
 PROGRESS_EVERY_SECONDS = 2.0
 RESULTS_KEPT_SECONDS = 7 * 24 * 3600
-COLLECT_EVERY_SECONDS = 0.2
+COLLECT_EVERY_SECONDS = 0.1
 
 
 def queue_name(vantage: str) -> str:
@@ -251,6 +251,8 @@ class QueueJobs:
         self._progress_seen: dict[str, tuple[int, int]] = {}
         # The reports being written, of checks some of whose batches are back (only the collecting thread uses it).
         self._reports: dict[str, _Report] = {}
+        # The batch reports collected in this round, until written (each also stored; dropped after the round).
+        self._arrived: dict[int, str] = {}
 
     def start(self) -> None:
         stranded = self.settings.store.running_without_jobs()
@@ -341,6 +343,8 @@ class QueueJobs:
                     self._advance(check_id)
             except Exception as exc:  # noqa: BLE001 - the broker or database is away: try again shortly
                 self._broker_down(exc)
+            finally:
+                self._arrived.clear()
             # Often enough that the last batch's report is signed soon after it returns; a poll is a GET per batch.
             self._stopping.wait(COLLECT_EVERY_SECONDS)
 
@@ -367,6 +371,7 @@ class QueueJobs:
                     if not isinstance(text, str):  # a worker of an earlier release sends the document itself
                         text = _json_text(value.get("document") or {})
                     store.job_ended(job.task_id, result_json=text)
+                    self._arrived[job.id] = text
                 touched.add(job.check_id)
             elif state == "FAILURE":
                 failure = type(result.info).__name__
@@ -408,7 +413,7 @@ class QueueJobs:
             batch = report.combined.batches
             if not all((name, batch) in done for name in report.combined.vantages):
                 return
-            report.combined.add([(name, json.loads(store.job_document(done[(name, batch)])))
+            report.combined.add([(name, json.loads(self._batch_document(done[(name, batch)])))
                                  for name in report.combined.vantages])  # fmt: skip
         del self._reports[check_id]
         summary = report.combined.end()
@@ -423,6 +428,11 @@ class QueueJobs:
             store.finish(check_id, verdict, None, signature, report_file=f"reports/{check_id}.json")
         _log.info("check %s: done, %s (%d host(s), %d bytes)", check_id, verdict, summary["hosts"], report.size)
         self._forget(check_id, jobs)
+
+    def _batch_document(self, job_id: int) -> str:
+        """A batch's report: as it arrived in this round of collecting, else from the database."""
+        text = self._arrived.pop(job_id, None)
+        return text if text is not None else self.settings.store.job_document(job_id)
 
     def _forget(self, check_id: str, jobs: Sequence[Any]) -> None:
         self.settings.store.clear_jobs(check_id)
