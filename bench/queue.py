@@ -61,21 +61,29 @@ def _peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     return 0.0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def soak(hosts: int, seed: int, batch: int, checks: int) -> int:
     """`checks` checks of the lab in a row through one service and one worker, as a service lives: the memory of
     each process after each check, to see whether it stays bounded."""
-    print("| check | wall s | service RSS now MB | service peak MB | worker RSS now MB | worker peak MB |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| check | wall s | service CPU s | worker CPU s | service RSS now MB | service peak MB | worker RSS now MB "
+          "| worker peak MB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     with scale_lab(hosts, seed) as lab, tempfile.TemporaryDirectory(prefix="pfsoak-") as scratch:
         folder = Path(scratch)
         with redis(folder / "redis") as queue, queued_service(folder, queue, hosts, batch, 1) as (url, token, started):
-            worker = max(_children(started[1].pid))
+            worker, service = max(_children(started[1].pid)), started[0].pid
             for number in range(checks):
                 round_folder = folder / f"check-{number}"
                 round_folder.mkdir()
+                cpu = _cpu_seconds(service), _cpu_seconds(worker)
                 measured, _ = run_remote(lab.addresses, round_folder, url, token)
-                service = started[0].pid
-                print(f"| {number + 1} | {measured.wall_seconds:.1f} | {_peak_rss_mb(service, 'VmRSS'):.0f} "
+                print(f"| {number + 1} | {measured.wall_seconds:.1f} | {_cpu_seconds(service) - cpu[0]:.1f} "
+                      f"| {_cpu_seconds(worker) - cpu[1]:.1f} | {_peak_rss_mb(service, 'VmRSS'):.0f} "
                       f"| {_peak_rss_mb(service):.0f} | {_peak_rss_mb(worker, 'VmRSS'):.0f} "
                       f"| {_peak_rss_mb(worker):.0f} |", flush=True)
     return 0
