@@ -177,16 +177,21 @@ def _check(folder: Path, url: str, *outputs: str) -> subprocess.CompletedProcess
     )
 
 
+def _serve_signed(serving: StandIn, document: dict[str, Any]) -> None:
+    """The stand-in serves `document` as the service writes it, signed by a key of its own."""
+    key = Ed25519PrivateKey.generate()
+    serving.report = written(document)
+    serving.signature = signing.sign(serving.report, key)
+    serving.key_line = signing.public_key_line(key)
+
+
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_a_verified_download_is_written_byte_for_byte_and_shown_as_a_whole_report(
     demo: dict[str, Any], stand_in: tuple[StandIn, str], tmp_path: Path, version: str
 ) -> None:
     serving, url = stand_in
     document = _documents(demo)[version]
-    key = Ed25519PrivateKey.generate()
-    serving.report = written(document)
-    serving.signature = signing.sign(serving.report, key)
-    serving.key_line = signing.public_key_line(key)
+    _serve_signed(serving, document)
     run = _check(tmp_path, url, "--json", "out.json", "--html", "out.html", "--junit", "out.xml")
     assert run.returncode == (0 if document["summary"]["not_ready"] == 0 else 1), run.stderr
     assert (tmp_path / "out.json").read_bytes() == serving.report
@@ -211,10 +216,7 @@ def test_quiet_shows_the_summary_line_alone_and_writes_the_same_report(
 ) -> None:
     serving, url = stand_in
     document = _documents(demo)[version]
-    key = Ed25519PrivateKey.generate()
-    serving.report = written(document)
-    serving.signature = signing.sign(serving.report, key)
-    serving.key_line = signing.public_key_line(key)
+    _serve_signed(serving, document)
     run = _check(tmp_path, url, "--json", "out.json", "--quiet")
     assert run.returncode == (0 if document["summary"]["not_ready"] == 0 else 1), run.stderr
     assert (tmp_path / "out.json").read_bytes() == serving.report
