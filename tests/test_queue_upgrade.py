@@ -1,5 +1,5 @@
 """A service upgraded before its workers: a batch that a worker of the earlier release sends (the whole document,
-not its JSON text) is written into the signed report as the current release's batch is. A real Redis holds the
+not a line per host) is written into the signed report as the current release's batch is. A real Redis holds the
 task results; nothing is probed (the batches' results are stored as a worker would store them)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from preflight.service.intake import sealed_text
 from preflight.service.queue import QueueJobs, QueueSettings, make_app
 from preflight.service.sealing import Sealer, load_or_create_master_key
 from preflight.service.store import NewCheck, Store, make_engine
+from preflight.vantages import EncodedBatch
 from tests.queue_lab import redis_server
 
 
@@ -60,7 +61,7 @@ def test_a_batch_of_a_worker_of_either_release_is_written_into_the_signed_report
         batch = (
             {"attempt": 1, "document": document, "results": results}
             if release == "earlier"
-            else {"attempt": 1, "document_json": json.dumps(document), "results": results}
+            else {"attempt": 1, "batch": EncodedBatch.of(document).text(), "results": results}
         )
         app.backend.store_result(job.task_id, batch, "SUCCESS")
         for touched in jobs._poll():

@@ -86,7 +86,11 @@ class DocumentWriter:
         write(f'{{\n  "schema_version": {json.dumps(schema_version)},\n  "hosts": [')
 
     def host(self, host: Mapping[str, Any]) -> None:
-        self._write(("\n    " if self._first else ",\n    ") + json.dumps(host, ensure_ascii=False))
+        self.host_text(json.dumps(host, ensure_ascii=False))
+
+    def host_text(self, text: str) -> None:
+        """A host already encoded as `host` encodes it: compact JSON on one line."""
+        self._write(("\n    " if self._first else ",\n    ") + text)
         self._first = False
 
     def end(self, rest: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ worker of the same vantage; each task counts its deliveries and gives up, with t
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import ctypes.util
 import json
@@ -28,7 +29,7 @@ from preflight.render import json as json_report
 from preflight.service.intake import sealed_document
 from preflight.service.jobs import JobFailed, ProbeSettings, probe_inventory
 from preflight.service.sealing import Sealer, SealingError
-from preflight.vantages import CombinedReport
+from preflight.vantages import CombinedReport, EncodedBatch, read_batch
 
 _log = logging.getLogger(__name__)
 QUEUE_PREFIX = "preflight."
@@ -148,13 +149,15 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
         report = probe_inventory(settings.probing, text, pinned, check_done, [str(k) for k in job.get("only", [])])
     except JobFailed as exc:
         return {"error": f"vantage {settings.vantage}: {exc}", "attempt": deliveries}
-    document = json_report.to_document(report)
-    document["prober"]["vantage"] = settings.vantage
+    fields = {"schema_version": json_report.SCHEMA_VERSION, **json_report.run_fields(report.summary)}
+    fields["prober"]["vantage"] = settings.vantage
     if settings.egress_address:
-        document["prober"]["egress_address"] = settings.egress_address
-    # The batch's report as JSON text, by the C encoder: the service keeps it as it comes, without decoding it into
-    # objects and encoding it again (a tenth of a second per 1,000 hosts, on the service).
-    return {"attempt": deliveries, "document_json": _json_text(document), "results": results}
+        fields["prober"]["egress_address"] = settings.egress_address
+    # Each host as the line of JSON the report holds: the service stores the text as it comes and writes a
+    # one-vantage report from its lines, decoding none of them.
+    batch = EncodedBatch(fields, [json.dumps(json_report.host_document(host), ensure_ascii=False)
+                                  for host in report.hosts], [host.ready for host in report.hosts])  # fmt: skip
+    return {"attempt": deliveries, "batch": batch.text(), "results": results}
 
 
 class Vantages:
@@ -257,6 +260,7 @@ class QueueJobs:
         self._arrived: dict[int, str] = {}
 
     def start(self) -> None:
+        keep_large_blocks_apart()
         stranded = self.settings.store.running_without_jobs()
         if stranded:
             self.settings.store.requeue(stranded)
@@ -369,9 +373,9 @@ class QueueJobs:
                     store.job_ended(job.task_id, error=str(value["error"]))
                 else:
                     store.job_results(job, int(value.get("attempt", 1)), value.get("results", []))
-                    text = value.get("document_json")
-                    if not isinstance(text, str):  # a worker of an earlier release sends the document itself
-                        text = _json_text(value.get("document") or {})
+                    text = value.get("batch")
+                    if not isinstance(text, str):  # a worker of an earlier release sends the whole document
+                        text = EncodedBatch.of(value.get("document") or {}).text()
                     store.job_ended(job.task_id, result_json=text)
                     self._arrived[job.id] = text
                 touched.add(job.check_id)
@@ -415,8 +419,14 @@ class QueueJobs:
             batch = report.combined.batches
             if not all((name, batch) in done for name in report.combined.vantages):
                 return
-            report.combined.add([(name, json.loads(self._batch_document(done[(name, batch)])))
-                                 for name in report.combined.vantages])  # fmt: skip
+            try:
+                report.combined.add([(name, read_batch(self._stored_batch(done[(name, batch)])))
+                                     for name in report.combined.vantages])  # fmt: skip
+            except (ValueError, KeyError, TypeError) as exc:
+                self._drop_report(check_id)
+                store.fail(check_id, f"batch {batch} came back in a shape this service cannot read ({exc})")
+                self._forget(check_id, jobs)
+                return
         del self._reports[check_id]
         summary = report.combined.end()
         report.out.close()
@@ -432,8 +442,9 @@ class QueueJobs:
         self._forget(check_id, jobs)
         release_memory()
 
-    def _batch_document(self, job_id: int) -> str:
-        """A batch's report: as it arrived in this round of collecting, else from the database."""
+    def _stored_batch(self, job_id: int) -> str:
+        """A batch's report: as it arrived in this round of collecting, else from the database (where a check that
+        an earlier release was running keeps the whole document)."""
         text = self._arrived.pop(job_id, None)
         return text if text is not None else self.settings.store.job_document(job_id)
 
@@ -461,14 +472,28 @@ class QueueJobs:
         self._stopping.wait(2.0)
 
 
+# glibc's mallopt() parameter for the size from which a block gets pages of its own, given back when it is freed.
+_M_MMAP_THRESHOLD = -3
+_MMAP_FROM_BYTES = 128 * 1024
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def keep_large_blocks_apart() -> None:
+    """Have every block of 128 KiB or more (a batch's report is megabytes) mapped on its own and unmapped when freed.
+    glibc's default raises that threshold to the largest block freed so far, after which each batch's megabytes
+    came from the heap, where what is freed is not given back: the service's peak crept up check after check."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: its allocator has its own ways
+        _libc().mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM_BYTES)
+
+
 def release_memory() -> None:
     """Give the memory freed by a finished check back to the system: glibc keeps it in each thread's arena. Between
     checks of 10,000 hosts the service then holds 163-194 MB rather than 179-224 MB (bench/queue.py --soak)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to give back this way
-        pass
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to give back this way
+        _libc().malloc_trim(0)
 
 
 def _document_of(text: str) -> dict[str, Any]:
@@ -479,8 +504,3 @@ def _document_of(text: str) -> dict[str, Any]:
 def _batch_text(document: Mapping[str, Any]) -> str:
     # The sealed text's own form (its `$` are doubled already): JSON, which the worker reads with no YAML parser.
     return json.dumps(dict(document), ensure_ascii=False, separators=(",", ":"))
-
-
-def _json_text(document: Mapping[str, Any]) -> str:
-    # Kept only until the report is written from it: compact, which json's C encoder writes (indent is pure Python).
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
