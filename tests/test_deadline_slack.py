@@ -59,8 +59,13 @@ def test_deadline_tests_pass_with_both_cores_busy_and_their_smallest_margin_is_r
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
-        time.sleep(1)  # its workers are running by then
-        workers = psutil.Process(load.pid).children()
+        # stress-ng forks its workers after its own start-up, which takes longer on a loaded machine: wait up to 15 s.
+        workers: list[psutil.Process] = []
+        for _ in range(150):
+            workers = psutil.Process(load.pid).children()
+            if len(workers) == 2 or load.poll() is not None:
+                break
+            time.sleep(0.1)
         assert load.poll() is None and len(workers) == 2, "stress-ng did not start its two CPU workers"
         started, before = time.monotonic(), psutil.cpu_times()
         completed = subprocess.run(
