@@ -11,6 +11,7 @@ import codecs
 import contextlib
 import importlib
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -23,6 +24,8 @@ from preflight.inventory import Host, Inventory
 from preflight.model import CheckResult, HostReport, RunReport, RunSummary, Status
 
 POLL_SECONDS = 0.25  # a poll asks only for the counts: cheap for the service, and the report comes sooner
+# A status answer waits this long for a change (a long poll): the client hears of the verdict as it is signed.
+WAIT_SECONDS = 10
 NO_RESULTS = 999_999_999
 REQUEST_SECONDS = 30.0
 DOWNLOAD_CHUNK = 1 << 16
@@ -73,11 +76,6 @@ def check_remote(
     """
     import requests
 
-    # Signing loads cryptography (60 ms), needed only once the check is done: loaded while the service works.
-    # Here, not at the top: every command imports this module for RemoteError.
-    loading = threading.Thread(target=_preload, args=("preflight.signing",), daemon=True)
-    loading.start()
-
     base = url if url.endswith("/") else url + "/"
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -98,11 +96,17 @@ def check_remote(
     if answer.status_code != 202:
         raise RemoteError(f"the service refused the check ({answer.status_code}): {_reason(answer)}")
     status_url = urljoin(base, answer.json()["status_url"].lstrip("/"))
+    # Signing loads cryptography (60 ms), needed only once the check is done: loaded while the service works (once
+    # the submission is sent, which it would slow down). Here, not at the top: every command imports this module.
+    loading = threading.Thread(target=_preload, args=("preflight.signing",), daemon=True)
+    loading.start()
     give_up = time.monotonic() + deadline_seconds
     while True:
         try:
-            # Only the counts while waiting: the results come with the report.
-            state = session.get(status_url, params={"since": NO_RESULTS}, timeout=REQUEST_SECONDS).json()
+            # Only the counts while waiting (the results come with the report), answered when they change.
+            wait = max(1, min(WAIT_SECONDS, math.ceil(give_up - time.monotonic())))
+            state = session.get(status_url, params={"since": NO_RESULTS, "wait": wait},
+                                timeout=REQUEST_SECONDS + wait).json()
         except (requests.RequestException, ValueError) as exc:
             raise RemoteError(f"--remote {url}: lost the service while waiting ({type(exc).__name__})") from None
         if on_progress is not None:
@@ -113,7 +117,8 @@ def check_remote(
             break
         if time.monotonic() > give_up:
             raise RemoteError(f"the service did not finish within {deadline_seconds:.0f}s; see {status_url}")
-        time.sleep(POLL_SECONDS)
+        if "wait" not in state:  # a service of an earlier release answers at once: ask again shortly
+            time.sleep(POLL_SECONDS)
     links = state["links"]
     loading.join()
     from preflight import signing

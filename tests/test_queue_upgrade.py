@@ -1,10 +1,13 @@
-"""A service upgraded before its workers: a batch that a worker of the earlier release sends (the whole document,
-not a line per host) is written into the signed report as the current release's batch is. A real Redis holds the
-task results; nothing is probed (the batches' results are stored as a worker would store them)."""
+"""A service upgraded before its workers: a batch that a worker of an earlier release sends (the whole document, or
+its host lines inside the result) is written into the signed report as the current release's batch is (its host
+lines stored apart). And the results a batch pushes as it runs. A real Redis holds the task results; nothing is
+probed (the batches' results are stored as a worker would store them)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from preflight import signing
 from preflight.service import schema
 from preflight.service.intake import sealed_text
-from preflight.service.queue import QueueJobs, QueueSettings, make_app
+from preflight.service.queue import QueueJobs, QueueSettings, batch_key, make_app, progress_key
 from preflight.service.sealing import Sealer, load_or_create_master_key
 from preflight.service.store import NewCheck, Store, make_engine
 from preflight.vantages import EncodedBatch
@@ -35,8 +38,10 @@ def _document(host: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("release", ["earlier", "current"])
-def test_a_batch_of_a_worker_of_either_release_is_written_into_the_signed_report(tmp_path: Path, release: str) -> None:
+@contextlib.contextmanager
+def _sent_check(tmp_path: Path, hosts: int = 1) -> Iterator[tuple[Store, QueueJobs, Any, str, Any]]:
+    """A check of `hosts` hosts claimed and its one batch sent, as far as the service is concerned (no worker runs:
+    each test stores what a worker would), with a real Redis as broker and result backend."""
     with redis_server(tmp_path / "redis") as redis:
         store = Store(make_engine(f"sqlite:///{tmp_path / 'service.db'}"))
         schema.upgrade(store.engine)
@@ -45,10 +50,11 @@ def test_a_batch_of_a_worker_of_either_release_is_written_into_the_signed_report
         app = make_app(redis.url())
         jobs = QueueJobs(QueueSettings(store=store, db_sealer=sealer, queue_sealer=sealer, signing_key=key, app=app,
                                        reports_dir=tmp_path / "reports"))  # fmt: skip
-        inventory = {"hosts": [{"name": "h0", "product": "pbxware", "address": "127.0.0.2"}]}
+        names = [f"h{index}" for index in range(hosts)]
+        inventory = {"hosts": [{"name": name, "product": "pbxware", "address": "127.0.0.2"} for name in names]}
         check_id = store.create_check(NewCheck(
             ticket="T-upgrade", contact="", source="api", submitted_by="test", client_address="127.0.0.1",
-            product="pbxware", targets=[("h0", "127.0.0.2")], total=1,
+            product="pbxware", targets=[(name, "127.0.0.2") for name in names], total=hosts,
             sealed_inventory=sealer.seal(sealed_text(inventory).encode()), vantages=["eu"], egress_address="",
         ))  # fmt: skip
         row = store.claim_next()
@@ -56,20 +62,109 @@ def test_a_batch_of_a_worker_of_either_release_is_written_into_the_signed_report
         jobs._plan_jobs(row)
         [job] = store.jobs(check_id=check_id)
         store.job_sent(job.task_id)
+        yield store, jobs, app, check_id, key
+
+
+def _collect(jobs: QueueJobs) -> None:
+    for touched in jobs._poll():
+        jobs._advance(touched)
+
+
+@pytest.mark.parametrize("release", ["earliest", "earlier", "current"])
+def test_a_batch_of_a_worker_of_each_release_is_written_into_the_signed_report(tmp_path: Path, release: str) -> None:
+    with _sent_check(tmp_path) as (store, jobs, app, check_id, key):
+        [job] = store.jobs(check_id=check_id)
         document = _document("h0")
         results = [["h0", "tcp/2020", "fail", "filtered", ""]]
-        batch = (
-            {"attempt": 1, "document": document, "results": results}
-            if release == "earlier"
-            else {"attempt": 1, "batch": EncodedBatch.of(document).text(), "results": results}
-        )
+        text = EncodedBatch.of(document).text()
+        if release == "earliest":  # the whole document inside the result
+            batch: dict[str, Any] = {"attempt": 1, "document": document, "results": results}
+        elif release == "earlier":  # its host lines inside the result
+            batch = {"attempt": 1, "batch": text, "results": results}
+        else:  # its host lines stored apart, the result naming them
+            app.backend.client.set(batch_key(job.task_id, 1), text)
+            batch = {"attempt": 1, "batch_key": batch_key(job.task_id, 1), "results": results}
         app.backend.store_result(job.task_id, batch, "SUCCESS")
-        for touched in jobs._poll():
-            jobs._advance(touched)
+        _collect(jobs)
         done = store.get(check_id)
+        left = app.backend.client.keys("preflight:batch:*")
     assert done is not None and done.state == "done", done and done.error
     assert done.report_json is not None and done.report_sig is not None
     report = json.loads(done.report_json)
     assert report["hosts"] == document["hosts"]
     assert report["prober"]["vantage"] == "eu"
+    assert done.done == 1
     signing.verify(done.report_json.encode(), done.report_sig.encode(), key.public_key())
+    assert left == [], "the batch stored apart is deleted once it is in the database"
+
+
+def test_a_batch_the_queue_no_longer_holds_fails_the_check_with_the_reason(tmp_path: Path) -> None:
+    with _sent_check(tmp_path) as (store, jobs, app, check_id, _):
+        [job] = store.jobs(check_id=check_id)
+        # Named by the result, but not stored (expired, or the queue lost its data).
+        results = [["h0", "tcp/2020", "fail", "filtered", ""]]
+        app.backend.store_result(job.task_id, {"attempt": 1, "batch_key": batch_key(job.task_id, 1),
+                                               "results": results}, "SUCCESS")  # fmt: skip
+        _collect(jobs)
+        failed = store.get(check_id)
+    assert failed is not None and failed.state == "failed"
+    assert failed.error == "vantage eu: the batch's report is no longer in the queue (it expired or the queue lost " \
+                           "its data)"
+
+
+def test_progress_is_read_from_where_it_was_left_and_a_later_delivery_replaces_an_earlier(tmp_path: Path) -> None:
+    hosts = 4
+    results = [[f"h{index}", "tcp/2020", "fail", "filtered", ""] for index in range(hosts)]
+    with _sent_check(tmp_path, hosts) as (store, jobs, app, check_id, _):
+        [job] = store.jobs(check_id=check_id)
+        client, key = app.backend.client, progress_key(job.task_id)
+
+        def push(attempt: int, start: int, end: int) -> None:
+            client.rpush(key, json.dumps({"attempt": attempt, "from": start, "results": results[start:end]}))
+
+        def stored() -> list[tuple[str, int | None]]:
+            return [(row.host, row.attempt) for row in store.results(check_id)]
+
+        push(1, 0, 2)
+        _collect(jobs)
+        assert stored() == [("h0", 1), ("h1", 1)]
+        push(1, 1, 3)  # overlapping what was stored: only h2 is new
+        _collect(jobs)
+        assert stored() == [("h0", 1), ("h1", 1), ("h2", 1)]
+        push(1, 5, 6)  # a gap (results 3 and 4 never came): nothing of it is stored
+        _collect(jobs)
+        assert len(stored()) == 3
+        # The worker died; the task's second delivery starts over, and its results replace the first's.
+        push(2, 0, 1)
+        _collect(jobs)
+        assert stored() == [("h0", 2)]
+        push(1, 3, 4)  # the first delivery, late: ignored
+        _collect(jobs)
+        assert stored() == [("h0", 2)]
+        assert store.get(check_id).done == 1  # type: ignore[union-attr]
+        # The final result holds every result again: those not stored yet are added, none twice.
+        text = EncodedBatch.of({**_document("h0"), "hosts": [
+            {**_document("h0")["hosts"][0], "name": f"h{index}"} for index in range(hosts)]}).text()
+        client.set(batch_key(job.task_id, 2), text)
+        app.backend.store_result(job.task_id, {"attempt": 2, "batch_key": batch_key(job.task_id, 2),
+                                               "results": results}, "SUCCESS")  # fmt: skip
+        _collect(jobs)
+        done = store.get(check_id)
+        final = stored()
+        left = client.keys("preflight:progress:*")
+    assert done is not None and done.state == "done", done and done.error
+    assert final == [(f"h{index}", 2) for index in range(hosts)]
+    assert done.done == hosts
+    assert left == [], "the progress list is deleted with the check's jobs"
+
+
+def test_the_progress_snapshots_of_a_worker_of_an_earlier_release_are_stored_once(tmp_path: Path) -> None:
+    results = [[f"h{index}", "tcp/2020", "fail", "filtered", ""] for index in range(3)]
+    with _sent_check(tmp_path, 3) as (store, jobs, app, check_id, _):
+        [job] = store.jobs(check_id=check_id)
+        counts = []
+        for shown in (2, 2, 3):  # every result so far, each time (the same snapshot twice)
+            app.backend.store_result(job.task_id, {"attempt": 1, "results": results[:shown]}, "PROGRESS")
+            _collect(jobs)
+            counts.append((len(store.results(check_id)), store.get(check_id).done))  # type: ignore[union-attr]
+    assert counts == [(2, 2), (2, 2), (3, 3)]

@@ -62,3 +62,13 @@ class _Registry(Mapping[str, Probe]):
 @cache
 def registry() -> Mapping[str, Probe]:
     return _Registry()
+
+
+def load_every_probe() -> Mapping[str, Probe]:
+    """The registry with every probe module imported (scapy's among them, about 0.2 s): for a process that probes
+    for a living (the service, a worker), so that its first check does not pay for them, nor wait under the
+    registry's lock while another imports them."""
+    probes = registry()
+    for kind in probes:
+        probes[kind]
+    return probes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -16,8 +17,12 @@ from preflight.service.core import NoWorker
 from preflight.service.intake import MAX_TEXT, IntakeError, from_document
 from preflight.service.pages import client_of, service_of
 from preflight.service.policy import RateLimited
+from preflight.service.store import QUEUED, RUNNING
 
 NO_WORKER_RETRY_SECONDS = 30
+# The longest a status answer waits for a change (?wait=N), below the read timeouts of common proxies (60 s).
+MAX_WAIT_SECONDS = 30
+RECHECK_SECONDS = 1.0
 BODY_KEYS = ("ticket", "contact", "inventory", "vantages", "only")
 
 
@@ -90,12 +95,21 @@ async def create_check(request: Request) -> Response:
 
 async def get_check(request: Request) -> Response:
     since_text = request.query_params.get("since", "0")
-    if not since_text.isdigit() or len(since_text) > 9:
+    if not _whole(since_text, 9):
         return error(400, "since: must be a whole number, the count of results already seen")
-    # Database reads block: off the event loop, so polling clients never hold up submissions.
-    view = await run_in_threadpool(service_of(request).view, request.path_params["check_id"], int(since_text))
-    if view is None:
-        return error(404, "no such check")
+    wait_text = request.query_params.get("wait", "0")
+    if not _whole(wait_text, 3) or int(wait_text) > MAX_WAIT_SECONDS:
+        return error(400, f"wait: must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}")
+    service, check_id = service_of(request), request.path_params["check_id"]
+    since, wait = int(since_text), int(wait_text)
+    # Watched before it is read, so that a change between the read and the wait is not missed.
+    with service.changes.watch(check_id) as watch:
+        # Database reads block: off the event loop, so polling clients never hold up submissions.
+        view = await run_in_threadpool(service.view, check_id, since)
+        if view is None:
+            return error(404, "no such check")
+        if wait:
+            view = await _changed(service, watch, view, check_id, since, wait)
     row = view["row"]
     return JSONResponse({
         "id": row.id,
@@ -103,7 +117,8 @@ async def get_check(request: Request) -> Response:
         "ticket": row.ticket,
         "progress": {"done": row.done, "total": row.total},
         # Results from the `since`-th on (at most 1000 an answer): a poller asks only for what it has not seen.
-        "results_since": int(since_text),
+        "results_since": since,
+        "wait": wait,
         "checked_from": view["egress"],
         "results": [
             {"host": result.host, "vantage": result.vantage, "id": result.result_id, "status": result.status,
@@ -119,6 +134,30 @@ async def get_check(request: Request) -> Response:
             "report_html": f"/api/v1/checks/{row.id}/report.html",
         },
     })
+
+
+def _whole(text: str, digits: int) -> bool:
+    """ASCII digits only, at most `digits` of them (str.isdigit alone takes "²", which int() refuses)."""
+    return 0 < len(text) <= digits and text.isascii() and text.isdigit()
+
+
+async def _changed(service: Any, watch: Any, view: dict[str, Any], check_id: str, since: int,
+                   wait: int) -> dict[str, Any]:
+    """The check once it changes (its state or its count of results), or as it is after `wait` seconds: a client
+    learns of a change as it happens, without asking every fraction of a second."""
+    first = (view["row"].state, view["row"].done)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + wait
+    while view["row"].state in (QUEUED, RUNNING):
+        left = give_up - loop.time()
+        if left <= 0:
+            break
+        # Woken by this process's commits; read again now and then all the same, for a change made elsewhere.
+        woken = await watch.changed(min(left, RECHECK_SECONDS))
+        view = await run_in_threadpool(service.view, check_id, since) or view
+        if woken or (view["row"].state, view["row"].done) != first:
+            break
+    return view
 
 
 async def vantages(request: Request) -> Response:
@@ -174,7 +213,14 @@ OPENAPI: dict[str, Any] = {
                 "503": {"description": "No worker is connected to the queue yet; see Retry-After", **_json(_ERROR)},
             }}},
         "/api/v1/checks/{check_id}": {"get": {
-            "summary": "A check's state, progress and (when done) its report", "parameters": _ID,
+            "summary": "A check's state, progress and (when done) its report",
+            "parameters": [*_ID,
+                           {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                            "description": "The count of results already seen: only later ones are listed"},
+                           {"name": "wait", "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                                     "maximum": MAX_WAIT_SECONDS},
+                            "description": "Seconds to wait for the check to change (state or progress) before "
+                                           "answering; the answer comes at once for a check that is done or failed"}],
             "responses": {"200": {"description": "The check", **_json({"type": "object", "properties": {
                 "id": {"type": "string"},
                 "state": {"enum": ["queued", "running", "done", "failed"]},

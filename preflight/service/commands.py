@@ -247,7 +247,13 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - a database that cannot be reached or migrated
         raise CommandError(f"--db: cannot open the database {_shown_url(config.database_url)}: "
                            f"{type(exc).__name__}: {exc}") from None
-    server = uvicorn.Server(
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # Answers waiting for a change are given now: uvicorn waits for every open request before it stops.
+            service.changes.close()
+            super().handle_exit(sig, frame)
+
+    server = Server(
         uvicorn.Config(
             create_app(service),
             host=host,
@@ -356,7 +362,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     logs.configure(getattr(logging, args.log_level.upper()))
     from preflight.located_yaml import ConfigError
-    from preflight.probes import registry
+    from preflight.probes import load_every_probe
     from preflight.profiles import load_profiles
     from preflight.service.jobs import ProbeSettings
     from preflight.service.policy import TargetPolicy, own_addresses
@@ -365,7 +371,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     try:
         queue_key = load_or_create_master_key(key_path)
-        profiles = dict(load_profiles(known_checks=frozenset(registry())))
+        profiles = dict(load_profiles(known_checks=frozenset(load_every_probe())))
     except (SealingError, ConfigError, OSError) as exc:
         raise CommandError(str(exc)) from None
     state.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from preflight import signing
 from preflight.plan import count_checks
-from preflight.probes import registry
+from preflight.probes import load_every_probe
 from preflight.profiles import Profile, load_profiles
 from preflight.resolution import source_address
 from preflight.service import schema
+from preflight.service.changes import Changes
 from preflight.service.config import ServiceConfig
 from preflight.service.intake import IntakeError, Submission
 from preflight.service.jobs import InProcessJobs, JobSettings, ProbeSettings
@@ -36,6 +37,11 @@ class Service:
     session_secret: str
     public_key_line: str
     jobs: InProcessJobs
+    # Answers that wait for a check to change (GET /api/v1/checks/<id>?wait=N) are woken by the store's commits.
+    changes: Changes = field(default_factory=Changes)
+
+    def __post_init__(self) -> None:
+        self.store.on_change = self.changes.notify
 
     @classmethod
     def open(cls, config: ServiceConfig) -> Service:
@@ -45,12 +51,7 @@ class Service:
         schema.upgrade(store.engine)
         master = load_or_create_master_key(config.service_key_path)
         signing_key = signing.load_or_create_signing_key(config.signing_key_path)
-        probes = registry()
-        # Every probe module (scapy's among them) is imported now: the first submission's plan would import them
-        # under the registry's lock, and every submission behind it would wait (about 200 ms on two cores).
-        for kind in probes:
-            probes[kind]
-        profiles = dict(load_profiles(known_checks=frozenset(probes)))
+        profiles = dict(load_profiles(known_checks=frozenset(load_every_probe())))
         policy = TargetPolicy(allowed=config.allow_targets, own=own_addresses())
         sealer = Sealer(master)
         probing = ProbeSettings(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import task_postrun
 
 from preflight import signing
 from preflight.render import json as json_report
@@ -37,10 +38,14 @@ TASK_NAME = "preflight.check_batch"
 VANTAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 DEFAULT_VISIBILITY_TIMEOUT = 300
 MAX_DELIVERIES = 3
-# Progress is a snapshot of every result so far: often enough for a page, rare enough to cost little.
-PROGRESS_EVERY_SECONDS = 2.0
+# Progress is the results finished since the last push, appended to a list the service reads from where it left
+# off: each result travels and is stored once, while the batch runs, rather than all of them as it ends.
+PROGRESS_EVERY_SECONDS = 0.5
 RESULTS_KEPT_SECONDS = 7 * 24 * 3600
 COLLECT_EVERY_SECONDS = 0.1
+# A worker names each task it has ended here (once Celery has stored its result): the service's collector waits on
+# this list rather than only polling, so a batch's result is read as soon as it is there.
+FINISHED_KEY = "preflight:finished"
 
 
 def queue_name(vantage: str) -> str:
@@ -77,7 +82,20 @@ def make_app(url: str, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT) -> 
         broker_heartbeat=10,
     )
     app.task(name=TASK_NAME, bind=True)(_check_batch)
+    task_postrun.connect(_announce_finished, weak=False, dispatch_uid="preflight-announce-finished")
     return app
+
+
+def _announce_finished(sender: Any = None, task_id: str = "", **_: Any) -> None:
+    """After a batch's task has run and its result is stored (Celery's task_postrun): wake the service's collector."""
+    if getattr(sender, "name", None) != TASK_NAME:
+        return
+    try:
+        client = sender.app.backend.client
+        client.rpush(FINISHED_KEY, task_id)
+        client.expire(FINISHED_KEY, RESULTS_KEPT_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - the collector polls anyway; this only makes it sooner
+        _log.debug("task %s: the service was not told it ended (%s)", task_id, type(exc).__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +116,18 @@ def serve_as_worker(settings: WorkerSettings) -> None:
     """Make this process's tasks run with `settings` (set once, before the worker starts consuming)."""
     global _worker
     _worker = settings
+
+
+def batch_key(task_id: str, attempt: int) -> str:
+    """Where a delivery of a task leaves its batch's report (host lines): stored as the text it is, rather than as a
+    string inside the task's JSON result, where every quote of it would be escaped and unescaped."""
+    return f"preflight:batch:{task_id}:{attempt}"
+
+
+def progress_key(task_id: str) -> str:
+    """The Redis list a task's deliveries append their finished checks to: {"attempt", "from", "results"} each,
+    "from" being the offset of its first result among that delivery's results."""
+    return f"preflight:progress:{task_id}"
 
 
 def seal_job(sealer: Sealer, inventory_text: str) -> str:
@@ -125,8 +155,10 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
                 "attempt": deliveries}
     results: list[list[str]] = []
     lock = threading.Lock()
-    # The first progress after PROGRESS_EVERY_SECONDS: a batch done sooner reports once, with its result.
-    last = [time.monotonic()]
+    progress = progress_key(task_id)
+    # How many results are in the task's progress list: the first push after PROGRESS_EVERY_SECONDS (a batch done
+    # sooner reports once, with its result), each push only the results since the last.
+    pushed, last = [0], [time.monotonic()]
 
     def check_done(host: str, result: Any) -> None:
         with lock:
@@ -135,12 +167,15 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
             if now - last[0] < PROGRESS_EVERY_SECONDS:
                 return
             last[0] = now
-            snapshot = list(results)
-        try:
-            # The runner calls this from its own threads, where Celery's per-thread request has no id.
-            task.update_state(task_id=task_id, state="PROGRESS", meta={"attempt": deliveries, "results": snapshot})
-        except Exception as exc:  # noqa: BLE001 - progress is a courtesy; the final result carries every check
-            _log.debug("task %s: progress not stored (%s)", task_id, type(exc).__name__)
+            # Under the lock, so that pushes stay in the order of their offsets.
+            fresh = results[pushed[0]:]
+            try:
+                client.rpush(progress, json.dumps({"attempt": deliveries, "from": pushed[0], "results": fresh}))
+                client.expire(progress, RESULTS_KEPT_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - progress is a courtesy; the final result carries the rest
+                _log.debug("task %s: progress not stored (%s)", task_id, type(exc).__name__)
+                return
+            pushed[0] += len(fresh)
 
     pinned = {str(name): tuple(addresses) for name, addresses in job["pinned"].items()}
     _log.info("task %s: vantage %s probing %s", task_id, settings.vantage,
@@ -157,7 +192,11 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
     # one-vantage report from its lines, decoding none of them.
     batch = EncodedBatch(fields, [json.dumps(json_report.host_document(host), ensure_ascii=False)
                                   for host in report.hosts], [host.ready for host in report.hosts])  # fmt: skip
-    return {"attempt": deliveries, "batch": batch.text(), "results": results}
+    stored = batch_key(task_id, deliveries)
+    client.set(stored, batch.text(), ex=RESULTS_KEPT_SECONDS)
+    # Every result again: the service stores those it has not had from the progress list, which a broker that
+    # restarted without its data may have lost.
+    return {"attempt": deliveries, "batch_key": stored, "results": results}
 
 
 class Vantages:
@@ -253,7 +292,8 @@ class QueueJobs:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._broker_down_logged = False
-        self._progress_seen: dict[str, tuple[int, int]] = {}
+        self._progress_seen: dict[str, tuple[int, int]] = {}  # of workers of an earlier release
+        self._progress_read: dict[str, int] = {}  # how many entries of each task's progress list are stored
         # The reports being written, of checks some of whose batches are back (only the collecting thread uses it).
         self._reports: dict[str, _Report] = {}
         # The batch reports collected in this round, until written (each also stored; dropped after the round).
@@ -351,37 +391,50 @@ class QueueJobs:
                 self._broker_down(exc)
             finally:
                 self._arrived.clear()
-            # Often enough that the last batch's report is signed soon after it returns; a poll is a GET per batch.
+            self._until_a_task_ends()
+
+    def _until_a_task_ends(self) -> None:
+        """Until a worker says a task ended, at most COLLECT_EVERY_SECONDS (progress and lost tasks are polled)."""
+        try:
+            self.settings.app.backend.client.blpop([FINISHED_KEY], timeout=COLLECT_EVERY_SECONDS)
+        except Exception:  # noqa: BLE001 - the broker is away: the loop finds out and says so
             self._stopping.wait(COLLECT_EVERY_SECONDS)
 
     def _poll(self) -> set[str]:
         store = self.settings.store
+        backend = self.settings.app.backend
         touched = set()
         for job in store.jobs(states=("sent",)):
-            result = self.settings.app.AsyncResult(job.task_id)
-            state = result.state
-            if state == "PROGRESS" and isinstance(result.info, dict):
-                seen = (int(result.info.get("attempt", 1)), len(result.info.get("results", [])))
+            self._read_progress(job)
+            # One read of the task's state: a running task has none (PENDING) until its result is stored. Not kept
+            # in Celery's cache: a batch's result is megabytes, and it is read once.
+            meta = backend.get_task_meta(job.task_id, cache=False)
+            state, value = meta.get("status"), meta.get("result")
+            if state == "PROGRESS" and isinstance(value, dict):  # a worker of an earlier release: every result so far
+                seen = (int(value.get("attempt", 1)), len(value.get("results", [])))
                 if self._progress_seen.get(job.task_id) != seen:
                     self._progress_seen[job.task_id] = seen
-                    store.job_results(job, seen[0], result.info.get("results", []))
+                    store.job_results(job, seen[0], value.get("results", []))
             elif state == "SUCCESS":
-                value: dict[str, Any] = (
-                    result.result if isinstance(result.result, dict) else {"error": "an answer of no known shape"}
-                )
+                if not isinstance(value, dict):
+                    value = {"error": "an answer of no known shape"}
                 if "error" in value:
                     store.job_ended(job.task_id, error=str(value["error"]))
                 else:
                     store.job_results(job, int(value.get("attempt", 1)), value.get("results", []))
-                    text = value.get("batch")
-                    if not isinstance(text, str):  # a worker of an earlier release sends the whole document
-                        text = EncodedBatch.of(value.get("document") or {}).text()
+                    text = self._batch_of(value)
+                    if text is None:
+                        store.job_ended(job.task_id, error=f"vantage {job.vantage}: the batch's report is no longer "
+                                        "in the queue (it expired or the queue lost its data)")
+                        touched.add(job.check_id)
+                        continue
                     store.job_ended(job.task_id, result_json=text)
                     self._arrived[job.id] = text
+                    if isinstance(value.get("batch_key"), str):  # in the database now
+                        backend.client.delete(value["batch_key"])
                 touched.add(job.check_id)
             elif state == "FAILURE":
-                failure = type(result.info).__name__
-                store.job_ended(job.task_id, error=f"vantage {job.vantage}: the worker failed ({failure})")
+                store.job_ended(job.task_id, error=f"vantage {job.vantage}: the worker failed ({type(value).__name__})")
                 touched.add(job.check_id)
             elif state == "PENDING" and job.sent_at is not None:
                 sent = job.sent_at.timestamp()
@@ -391,6 +444,30 @@ class QueueJobs:
                     self._send(job)
                     store.job_resent(job.task_id)
         return touched
+
+    def _batch_of(self, value: Mapping[str, Any]) -> str | None:
+        """A successful task's batch report: stored apart (`batch_key`), or inside the result (a worker of an earlier
+        release: its host lines, or before them the whole document)."""
+        key = value.get("batch_key")
+        if isinstance(key, str) and key.startswith("preflight:batch:"):
+            stored = self.settings.app.backend.client.get(key)
+            return stored.decode() if stored is not None else None
+        text = value.get("batch")
+        return text if isinstance(text, str) else EncodedBatch.of(value.get("document") or {}).text()
+
+    def _read_progress(self, job: Any) -> None:
+        """Store what the task's deliveries pushed to its progress list since the last read (only those entries
+        travel; a delivery's later attempt replaces an earlier one's results, see `Store.job_results`)."""
+        client = self.settings.app.backend.client
+        read = self._progress_read.get(job.task_id, 0)
+        entries = client.lrange(progress_key(job.task_id), read, -1)
+        self._progress_read[job.task_id] = read + len(entries)
+        for entry in entries:
+            try:
+                pushed = json.loads(entry)
+                self.settings.store.job_results(job, int(pushed["attempt"]), pushed["results"], int(pushed["from"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                _log.warning("task %s: a progress entry of no known shape (%s)", job.task_id, type(exc).__name__)
 
     def _advance(self, check_id: str) -> None:
         """Write what came back of a check into its report, batch by batch in order as each batch is back from
@@ -452,7 +529,9 @@ class QueueJobs:
         self.settings.store.clear_jobs(check_id)
         for job in jobs:
             self._progress_seen.pop(job.task_id, None)
+            self._progress_read.pop(job.task_id, None)
             self.settings.app.AsyncResult(job.task_id).forget()
+            self.settings.app.backend.client.delete(progress_key(job.task_id))
 
     def _drop_report(self, check_id: str) -> None:
         report = self._reports.pop(check_id, None)

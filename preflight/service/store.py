@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -212,6 +212,10 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def _unheard(_check_id: str) -> None:
+    """No one listens for changes (a store used by a command, not by the running service)."""
+
+
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite gives back naive datetimes; every time stored here is UTC.
     if value is None or value.tzinfo is not None:
@@ -235,6 +239,9 @@ class Store:
         # handler (up to 100 ms a try): threads of this process take turns here instead, and never sleep there.
         sqlite = engine.dialect.name == "sqlite"
         self._turn: AbstractContextManager[Any] = threading.RLock() if sqlite else nullcontext()
+        # Told the id of a check whose state or progress changed, once that is committed (answers that wait for a
+        # change are woken by it: preflight.service.changes).
+        self.on_change: Callable[[str], None] = _unheard
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -312,7 +319,8 @@ class Store:
             row.state = RUNNING
             row.started_at = utc_now()
             row.attempts += 1
-            return row
+        self.on_change(row.id)
+        return row
 
     def claim_queued(self, max_hosts: int) -> list[CheckRow]:
         """The oldest queued checks, up to `max_hosts` hosts in all (always one check at least), now marked running.
@@ -346,7 +354,9 @@ class Store:
                 .execution_options(synchronize_session=False)
             ))
             rows = {row.id: row for row in session.scalars(select(CheckRow).where(CheckRow.id.in_(claimed)))}
-            return [rows[check_id] for check_id in chosen if check_id in rows]
+        for check_id in rows:
+            self.on_change(check_id)
+        return [rows[check_id] for check_id in chosen if check_id in rows]
 
     def targets_of(self, check_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
         """The pinned (host, address) pairs of several checks, in one query."""
@@ -376,6 +386,8 @@ class Store:
             ])
             for check_id, count in counts.items():
                 session.execute(update(CheckRow).where(CheckRow.id == check_id).values(done=CheckRow.done + count))
+        for check_id in counts:
+            self.on_change(check_id)
 
     def record_probes(self, probes: Sequence[tuple[str, str]]) -> None:
         """Addresses about to be probed, (check id, address) each, in one commit."""
@@ -407,6 +419,7 @@ class Store:
                     error=None,
                 )
             )
+        self.on_change(check_id)
 
     def fail(self, check_id: str, reason: str) -> None:
         with self.session() as session:
@@ -415,6 +428,7 @@ class Store:
                 .where(CheckRow.id == check_id)
                 .values(state=FAILED, error=reason, finished_at=utc_now(), sealed_inventory=None)
             )
+        self.on_change(check_id)
 
     def requeue_unfinished(self, max_attempts: int) -> tuple[int, int]:
         """After a restart: checks that were running go back to the queue, or fail once out of attempts."""
@@ -471,31 +485,38 @@ class Store:
         with self.session() as session:
             session.execute(update(JobRow).where(JobRow.task_id == task_id).values(state="sent", sent_at=utc_now()))
 
-    def job_results(self, job: JobRow, attempt: int, results: Sequence[Sequence[str]]) -> None:
-        """What a delivery of a task has finished so far; a newer delivery's results replace an older one's."""
+    def job_results(self, job: JobRow, attempt: int, results: Sequence[Sequence[str]], offset: int = 0) -> None:
+        """What a delivery of a task has finished: `results` from the `offset`-th of that delivery's results on (a
+        snapshot of all of them has offset 0). Results already stored are skipped; a newer delivery's results replace
+        an older one's, and an older delivery's are ignored."""
         with self.session() as session:
             row = session.get(JobRow, job.id)
             if row is None or row.state in ("done", "failed") or attempt < row.attempt:
                 return
+            # Counted within the check (its index): the job column has none.
+            of_job = (CheckResultRow.check_id == row.check_id, CheckResultRow.job == row.task_id)
+            seen = session.scalar(select(func.count()).select_from(CheckResultRow).where(*of_job)) or 0
+            removed = 0
             if attempt > row.attempt:
-                session.execute(delete(CheckResultRow).where(CheckResultRow.job == row.task_id))
+                session.execute(delete(CheckResultRow).where(*of_job))
+                removed, seen = seen, 0
                 row.attempt = attempt
-            seen = session.scalar(
-                select(func.count()).select_from(CheckResultRow).where(CheckResultRow.job == row.task_id)
-            ) or 0
+            if offset > seen:  # results before these were lost with the broker: the task's final result has all
+                return
             fresh = [
                 {"check_id": row.check_id, "host": host, "result_id": result_id, "status": status,
                  "summary": summary, "remediation": remediation, "vantage": row.vantage, "job": row.task_id,
                  "attempt": attempt}
-                for host, result_id, status, summary, remediation in results[seen:]
+                for host, result_id, status, summary, remediation in results[seen - offset:]
             ]
             if fresh:
                 # The table's own insert: 8,000 results in 0.06 s, where the ORM's bulk insert takes 0.1 s.
                 session.execute(insert(_table(CheckResultRow)), fresh)
-            done = session.scalar(
-                select(func.count()).select_from(CheckResultRow).where(CheckResultRow.check_id == row.check_id)
-            )
-            session.execute(update(CheckRow).where(CheckRow.id == row.check_id).values(done=done or 0))
+            if not fresh and not removed:
+                return
+            session.execute(update(CheckRow).where(CheckRow.id == row.check_id)
+                            .values(done=CheckRow.done + len(fresh) - removed))
+        self.on_change(job.check_id)
 
     def job_ended(self, task_id: str, *, result_json: str | None = None, error: str | None = None) -> None:
         with self.session() as session:
