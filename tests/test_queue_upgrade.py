@@ -39,7 +39,9 @@ def _document(host: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _sent_check(tmp_path: Path, hosts: int = 1) -> Iterator[tuple[Store, QueueJobs, Any, str, Any]]:
+def _sent_check(
+    tmp_path: Path, hosts: int = 1, batch_size: int = 200
+) -> Iterator[tuple[Store, QueueJobs, Any, str, Any]]:
     """A check of `hosts` hosts claimed and its one batch sent, as far as the service is concerned (no worker runs:
     each test stores what a worker would), with a real Redis as broker and result backend."""
     with redis_server(tmp_path / "redis") as redis:
@@ -49,7 +51,7 @@ def _sent_check(tmp_path: Path, hosts: int = 1) -> Iterator[tuple[Store, QueueJo
         key = Ed25519PrivateKey.generate()
         app = make_app(redis.url())
         jobs = QueueJobs(QueueSettings(store=store, db_sealer=sealer, queue_sealer=sealer, signing_key=key, app=app,
-                                       reports_dir=tmp_path / "reports"))  # fmt: skip
+                                       reports_dir=tmp_path / "reports", batch_size=batch_size))  # fmt: skip
         names = [f"h{index}" for index in range(hosts)]
         inventory = {"hosts": [{"name": name, "product": "pbxware", "address": "127.0.0.2"} for name in names]}
         check_id = store.create_check(NewCheck(
@@ -60,14 +62,13 @@ def _sent_check(tmp_path: Path, hosts: int = 1) -> Iterator[tuple[Store, QueueJo
         row = store.claim_next()
         assert row is not None and row.id == check_id
         jobs._plan_jobs(row)
-        [job] = store.jobs(check_id=check_id)
-        store.job_sent(job.task_id)
+        for job in store.jobs(check_id=check_id):
+            store.job_sent(job.task_id)
         yield store, jobs, app, check_id, key
 
 
 def _collect(jobs: QueueJobs) -> None:
-    for touched in jobs._poll():
-        jobs._advance(touched)
+    jobs.collect_once()
 
 
 @pytest.mark.parametrize("release", ["earliest", "earlier", "current"])
@@ -88,6 +89,8 @@ def test_a_batch_of_a_worker_of_each_release_is_written_into_the_signed_report(t
         _collect(jobs)
         done = store.get(check_id)
         left = app.backend.client.keys("preflight:batch:*")
+        [ended] = store.jobs(check_id=check_id)
+        kept = store.job_document(ended.id)
     assert done is not None and done.state == "done", done and done.error
     assert done.report_json is not None and done.report_sig is not None
     report = json.loads(done.report_json)
@@ -96,6 +99,8 @@ def test_a_batch_of_a_worker_of_each_release_is_written_into_the_signed_report(t
     assert done.done == 1
     signing.verify(done.report_json.encode(), done.report_sig.encode(), key.public_key())
     assert left == [], "the batch stored apart is deleted once it is in the database"
+    # The check ended with this batch: its report is stored with the check, not a second time with the job.
+    assert ended.state == "done" and kept == "{}"
 
 
 def test_a_batch_the_queue_no_longer_holds_fails_the_check_with_the_reason(tmp_path: Path) -> None:
@@ -168,3 +173,32 @@ def test_the_progress_snapshots_of_a_worker_of_an_earlier_release_are_stored_onc
             _collect(jobs)
             counts.append((len(store.results(check_id)), store.get(check_id).done))  # type: ignore[union-attr]
     assert counts == [(2, 2), (2, 2), (3, 3)]
+
+
+def test_a_batch_back_before_the_one_ahead_of_it_waits_in_the_database(tmp_path: Path) -> None:
+    with _sent_check(tmp_path, hosts=2, batch_size=1) as (store, jobs, app, check_id, key):
+        first, second = store.jobs(check_id=check_id)
+        client = app.backend.client
+
+        def back(job: Any, name: str) -> None:
+            client.set(batch_key(job.task_id, 1), EncodedBatch.of(_document(name)).text())
+            app.backend.store_result(job.task_id, {"attempt": 1, "batch_key": batch_key(job.task_id, 1),
+                                                   "results": [[name, "tcp/2020", "fail", "filtered", ""]]}, "SUCCESS")
+
+        back(second, "h1")
+        _collect(jobs)
+        waiting = store.get(check_id)
+        kept = store.job_document(second.id)
+        assert waiting is not None and waiting.state == "running"
+        assert json.loads(kept.splitlines()[1])["name"] == "h1", "the second batch waits in the database"
+        assert client.keys("preflight:batch:*") == [], "the waiting batch's copy in Redis is deleted"
+        back(first, "h0")
+        _collect(jobs)
+        done = store.get(check_id)
+        kept_after = [store.job_document(job.id) for job in store.jobs(check_id=check_id)]
+        left = client.keys("preflight:batch:*")
+    assert done is not None and done.state == "done", done and done.error
+    assert done.report_json is not None
+    assert [host["name"] for host in json.loads(done.report_json)["hosts"]] == ["h0", "h1"]
+    signing.verify(done.report_json.encode(), (done.report_sig or "").encode(), key.public_key())
+    assert kept_after == ["{}", "{}"] and left == []

@@ -257,6 +257,16 @@ class QueueSettings:
     report_in_database_bytes: int = 4 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """A batch back from a worker in this round of collecting: its task, its report's host lines, and the Redis key
+    those were stored at apart (empty for a worker of an earlier release, which sent them in its result)."""
+
+    task_id: str
+    text: str
+    key: str
+
+
 class _Report:
     """A check's report file while its batches come back: written and hashed as it grows, signed at the end."""
 
@@ -296,8 +306,9 @@ class QueueJobs:
         self._progress_read: dict[str, int] = {}  # how many entries of each task's progress list are stored
         # The reports being written, of checks some of whose batches are back (only the collecting thread uses it).
         self._reports: dict[str, _Report] = {}
-        # The batch reports collected in this round, until written (each also stored; dropped after the round).
-        self._arrived: dict[int, str] = {}
+        # The batches back in this round of collecting, by job: written into their report, and stored in the database
+        # at the end of the round unless their check was finished with them (then only marked done).
+        self._arrived: dict[int, _Arrival] = {}
 
     def start(self) -> None:
         keep_large_blocks_apart()
@@ -384,14 +395,31 @@ class QueueJobs:
     # Gathering ------------------------------------------------------------------------------------------------
     def _collect(self) -> None:
         while not self._stopping.is_set():
-            try:
-                for check_id in self._poll():
-                    self._advance(check_id)
-            except Exception as exc:  # noqa: BLE001 - the broker or database is away: try again shortly
-                self._broker_down(exc)
-            finally:
-                self._arrived.clear()
+            self.collect_once()
             self._until_a_task_ends()
+
+    def collect_once(self) -> None:
+        """One round of collecting: what came back is stored, written into its report, and signed when complete."""
+        try:
+            for check_id in self._poll():
+                self._advance(check_id)
+        except Exception as exc:  # noqa: BLE001 - the broker or database is away: try again shortly
+            self._broker_down(exc)
+        finally:
+            self._keep_arrivals()
+
+    def _keep_arrivals(self) -> None:
+        """Store the batches of this round that no finished check took: a check still waiting on others reads them
+        from the database (after a restart too). Until then each is still in Redis, and read again if need be."""
+        try:
+            for arrival in self._arrived.values():
+                self.settings.store.job_ended(arrival.task_id, result_json=arrival.text)
+                if arrival.key:
+                    self.settings.app.backend.client.delete(arrival.key)
+        except Exception as exc:  # noqa: BLE001 - the broker or database is away: the next round reads them again
+            self._broker_down(exc)
+        finally:
+            self._arrived.clear()
 
     def _until_a_task_ends(self) -> None:
         """Until a worker says a task ended, at most COLLECT_EVERY_SECONDS (progress and lost tasks are polled)."""
@@ -428,10 +456,8 @@ class QueueJobs:
                                         "in the queue (it expired or the queue lost its data)")
                         touched.add(job.check_id)
                         continue
-                    store.job_ended(job.task_id, result_json=text)
-                    self._arrived[job.id] = text
-                    if isinstance(value.get("batch_key"), str):  # in the database now
-                        backend.client.delete(value["batch_key"])
+                    key = value.get("batch_key")
+                    self._arrived[job.id] = _Arrival(job.task_id, text, key if isinstance(key, str) else "")
                 touched.add(job.check_id)
             elif state == "FAILURE":
                 store.job_ended(job.task_id, error=f"vantage {job.vantage}: the worker failed ({type(value).__name__})")
@@ -479,7 +505,7 @@ class QueueJobs:
             self._drop_report(check_id)
             return
         if any(job.state == "failed" for job in jobs):
-            if any(job.state in ("pending", "sent") for job in jobs):
+            if any(job.state in ("pending", "sent") and job.id not in self._arrived for job in jobs):
                 return
             self._drop_report(check_id)
             store.fail(check_id, "; ".join(dict.fromkeys(str(job.error) for job in jobs if job.state == "failed")))
@@ -491,7 +517,7 @@ class QueueJobs:
             count = 1 + max(job.batch for job in jobs)
             report = self._reports[check_id] = _Report(self.settings.reports_dir, check_id, names, count,
                                                        row.inventory_sha256)
-        done = {(job.vantage, job.batch): job.id for job in jobs if job.state == "done"}
+        done = {(job.vantage, job.batch): job.id for job in jobs if job.state == "done" or job.id in self._arrived}
         while not report.complete:
             batch = report.combined.batches
             if not all((name, batch) in done for name in report.combined.vantages):
@@ -522,10 +548,18 @@ class QueueJobs:
     def _stored_batch(self, job_id: int) -> str:
         """A batch's report: as it arrived in this round of collecting, else from the database (where a check that
         an earlier release was running keeps the whole document)."""
-        text = self._arrived.pop(job_id, None)
-        return text if text is not None else self.settings.store.job_document(job_id)
+        arrival = self._arrived.get(job_id)
+        return arrival.text if arrival is not None else self.settings.store.job_document(job_id)
 
     def _forget(self, check_id: str, jobs: Sequence[Any]) -> None:
+        """A check has ended: its batches of this round are marked done (their report is stored with the check, not
+        again with each job), and the queue lets go of its tasks."""
+        for job in jobs:
+            arrival = self._arrived.pop(job.id, None)
+            if arrival is not None:
+                self.settings.store.job_ended(arrival.task_id)
+                if arrival.key:
+                    self.settings.app.backend.client.delete(arrival.key)
         self.settings.store.clear_jobs(check_id)
         for job in jobs:
             self._progress_seen.pop(job.task_id, None)
