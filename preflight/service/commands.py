@@ -265,6 +265,9 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=True,
         )
     )
+    from preflight.service.heap import freeze_startup_objects
+
+    freeze_startup_objects()
     print(f"preflight serve: http://{'[' + host + ']' if ':' in host else host}:{port}/ "
           f"(database {_shown_url(config.database_url)}, signing key {config.signing_key_path})", file=sys.stderr,
           flush=True)
@@ -391,6 +394,11 @@ def _worker(args: argparse.Namespace) -> int:
     if os.environ.get(WORKER_CHILD) != "1":
         return _supervise()
     app = make_app(url, args.visibility_timeout)
+    from celery.signals import worker_ready
+
+    from preflight.service.heap import freeze_startup_objects
+
+    worker_ready.connect(lambda **_: freeze_startup_objects(), weak=False, dispatch_uid="preflight-freeze")
     print(f"preflight worker: vantage {args.vantage}, queue {_shown_redis(url)}", file=sys.stderr, flush=True)
     app.worker_main([
         "worker",
