@@ -17,7 +17,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from preflight import signing
 from preflight.service import schema
 from preflight.service.intake import sealed_text
-from preflight.service.queue import QueueJobs, QueueSettings, batch_key, make_app, progress_key
+from preflight.service.queue import (
+    PROGRESS_EVERY_RESULTS,
+    PROGRESS_EVERY_SECONDS,
+    ProgressPushes,
+    QueueJobs,
+    QueueSettings,
+    batch_key,
+    make_app,
+    progress_key,
+)
 from preflight.service.sealing import Sealer, load_or_create_master_key
 from preflight.service.store import NewCheck, Store, make_engine
 from preflight.vantages import EncodedBatch
@@ -202,3 +211,25 @@ def test_a_batch_back_before_the_one_ahead_of_it_waits_in_the_database(tmp_path:
     assert [host["name"] for host in json.loads(done.report_json)["hosts"]] == ["h0", "h1"]
     signing.verify(done.report_json.encode(), (done.report_sig or "").encode(), key.public_key())
     assert kept_after == ["{}", "{}"] and left == []
+
+
+def test_a_delivery_pushes_its_results_when_2_s_have_passed_or_as_soon_as_2000_wait() -> None:
+    """Pure logic: which results a worker appends to its task's progress list, and when (with the clock given)."""
+    start = 1000.0
+    pushes = ProgressPushes(start)
+    result = ["h", "tcp/80", "pass", "open", ""]
+    # A port scan's results arrive at once: none is due until PROGRESS_EVERY_RESULTS wait, then all of them.
+    for _ in range(PROGRESS_EVERY_RESULTS - 1):
+        assert pushes.add(result, start + 0.5) is None
+    due = pushes.add(result, start + 0.5)
+    assert due is not None and due[0] == 0 and len(due[1]) == PROGRESS_EVERY_RESULTS
+    pushes.pushed += len(due[1])
+    # Then a few at a time: due once PROGRESS_EVERY_SECONDS have passed since that push, from where it ended.
+    assert pushes.add(result, start + 0.5 + PROGRESS_EVERY_SECONDS - 0.01) is None
+    due = pushes.add(result, start + 0.5 + PROGRESS_EVERY_SECONDS)
+    assert due is not None and due[0] == PROGRESS_EVERY_RESULTS and len(due[1]) == 2
+    # A push the broker did not take is not counted: the next one carries its results again, from the same offset.
+    assert pushes.add(result, start + 0.6 + PROGRESS_EVERY_SECONDS) is None
+    due = pushes.add(result, start + 0.5 + 2 * PROGRESS_EVERY_SECONDS)
+    assert due is not None and due[0] == PROGRESS_EVERY_RESULTS and len(due[1]) == 4
+    assert len(pushes.results) == PROGRESS_EVERY_RESULTS + 4

@@ -42,6 +42,10 @@ MAX_DELIVERIES = 3
 # off. Every 2 s: often enough for a page; at every 0.5 s the service's inserts competed with the probing, and one
 # worker's check of 1,000 hosts took 1.31x the local run rather than 1.16x (medians of 10, bench/README.md).
 PROGRESS_EVERY_SECONDS = 2.0
+# And as soon as this many wait: a batch's port scan ends with thousands of results at once (5,000 of 1,000 hosts),
+# which the service then stores while the worker runs the batch's other checks, rather than all of them after the
+# batch has returned (0.08 s of the check's end, bench/README.md).
+PROGRESS_EVERY_RESULTS = 2000
 RESULTS_KEPT_SECONDS = 7 * 24 * 3600
 COLLECT_EVERY_SECONDS = 0.1
 # A worker names each task it has ended here (once Celery has stored its result): the service's collector waits on
@@ -99,6 +103,24 @@ def _announce_finished(sender: Any = None, task_id: str = "", **_: Any) -> None:
         _log.debug("task %s: the service was not told it ended (%s)", task_id, type(exc).__name__)
 
 
+class ProgressPushes:
+    """A delivery's results as they finish, and when the ones not yet in its progress list are due there: once
+    PROGRESS_EVERY_SECONDS have passed since the last push, or as soon as PROGRESS_EVERY_RESULTS wait."""
+
+    def __init__(self, now: float) -> None:
+        self.results: list[list[str]] = []
+        self.pushed = 0  # how many of them are in the progress list (the caller counts a push that was stored)
+        self._last = now
+
+    def add(self, result: list[str], now: float) -> tuple[int, list[list[str]]] | None:
+        """Take one more result; the offset and the results to push now, or None when none is due."""
+        self.results.append(result)
+        if now - self._last < PROGRESS_EVERY_SECONDS and len(self.results) - self.pushed < PROGRESS_EVERY_RESULTS:
+            return None
+        self._last = now
+        return self.pushed, self.results[self.pushed:]
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     """What a worker needs: how to probe, the queue key to open batches, and which vantage it is."""
@@ -154,29 +176,26 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
     except (SealingError, ValueError, KeyError):
         return {"error": f"vantage {settings.vantage}: the batch cannot be opened with this worker's queue key",
                 "attempt": deliveries}
-    results: list[list[str]] = []
     lock = threading.Lock()
     progress = progress_key(task_id)
-    # How many results are in the task's progress list: the first push after PROGRESS_EVERY_SECONDS (a batch done
-    # sooner reports once, with its result), each push only the results since the last.
-    pushed, last = [0], [time.monotonic()]
+    pushes = ProgressPushes(time.monotonic())
+    results = pushes.results
 
     def check_done(host: str, result: Any) -> None:
         with lock:
-            results.append([host, result.id, result.status.value, result.summary, result.remediation])
-            now = time.monotonic()
-            if now - last[0] < PROGRESS_EVERY_SECONDS:
+            due = pushes.add([host, result.id, result.status.value, result.summary, result.remediation],
+                             time.monotonic())
+            if due is None:
                 return
-            last[0] = now
+            offset, fresh = due
             # Under the lock, so that pushes stay in the order of their offsets.
-            fresh = results[pushed[0]:]
             try:
-                client.rpush(progress, json.dumps({"attempt": deliveries, "from": pushed[0], "results": fresh}))
+                client.rpush(progress, json.dumps({"attempt": deliveries, "from": offset, "results": fresh}))
                 client.expire(progress, RESULTS_KEPT_SECONDS)
             except Exception as exc:  # noqa: BLE001 - progress is a courtesy; the final result carries the rest
                 _log.debug("task %s: progress not stored (%s)", task_id, type(exc).__name__)
                 return
-            pushed[0] += len(fresh)
+            pushes.pushed += len(fresh)
 
     pinned = {str(name): tuple(addresses) for name, addresses in job["pinned"].items()}
     _log.info("task %s: vantage %s probing %s", task_id, settings.vantage,
