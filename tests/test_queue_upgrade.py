@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from preflight.service.queue import (
     ProgressPushes,
     QueueJobs,
     QueueSettings,
+    _Pusher,
     batch_key,
     make_app,
     progress_key,
@@ -213,23 +215,50 @@ def test_a_batch_back_before_the_one_ahead_of_it_waits_in_the_database(tmp_path:
     assert kept_after == ["{}", "{}"] and left == []
 
 
-def test_a_delivery_pushes_its_results_when_2_s_have_passed_or_as_soon_as_2000_wait() -> None:
-    """Pure logic: which results a worker appends to its task's progress list, and when (with the clock given)."""
+def test_a_delivery_pushes_its_results_when_2_s_have_passed_or_as_soon_as_2000_more_wait() -> None:
+    """Pure logic: when a worker appends to its task's progress list, and what (the clock is given)."""
     start = 1000.0
     pushes = ProgressPushes(start)
     result = ["h", "tcp/80", "pass", "open", ""]
-    # A port scan's results arrive at once: none is due until PROGRESS_EVERY_RESULTS wait, then all of them.
-    for _ in range(PROGRESS_EVERY_RESULTS - 1):
-        assert pushes.add(result, start + 0.5) is None
-    due = pushes.add(result, start + 0.5)
-    assert due is not None and due[0] == 0 and len(due[1]) == PROGRESS_EVERY_RESULTS
-    pushes.pushed += len(due[1])
-    # Then a few at a time: due once PROGRESS_EVERY_SECONDS have passed since that push, from where it ended.
-    assert pushes.add(result, start + 0.5 + PROGRESS_EVERY_SECONDS - 0.01) is None
-    due = pushes.add(result, start + 0.5 + PROGRESS_EVERY_SECONDS)
-    assert due is not None and due[0] == PROGRESS_EVERY_RESULTS and len(due[1]) == 2
-    # A push the broker did not take is not counted: the next one carries its results again, from the same offset.
-    assert pushes.add(result, start + 0.6 + PROGRESS_EVERY_SECONDS) is None
-    due = pushes.add(result, start + 0.5 + 2 * PROGRESS_EVERY_SECONDS)
-    assert due is not None and due[0] == PROGRESS_EVERY_RESULTS and len(due[1]) == 4
-    assert len(pushes.results) == PROGRESS_EVERY_RESULTS + 4
+    # A port scan's results arrive at once: no push is due until PROGRESS_EVERY_RESULTS wait.
+    assert not any(pushes.add(result, start + 0.5) for _ in range(PROGRESS_EVERY_RESULTS - 1))
+    assert pushes.add(result, start + 0.5)
+    assert pushes.fresh() == (0, [result] * PROGRESS_EVERY_RESULTS)
+    # While that push is on its way, more results do not ask for another until as many more wait.
+    assert not pushes.add(result, start + 0.6)
+    pushes.pushed = PROGRESS_EVERY_RESULTS
+    # Then a few at a time: due once PROGRESS_EVERY_SECONDS have passed since the last was due.
+    assert not pushes.add(result, start + 0.5 + PROGRESS_EVERY_SECONDS - 0.01)
+    assert pushes.add(result, start + 0.5 + PROGRESS_EVERY_SECONDS)
+    assert pushes.fresh() == (PROGRESS_EVERY_RESULTS, [result] * 3)
+    # A push the broker did not take is not counted (`pushed` stays): the next carries its results again.
+    assert not pushes.add(result, start + 0.6 + PROGRESS_EVERY_SECONDS)
+    assert pushes.add(result, start + 0.5 + 2 * PROGRESS_EVERY_SECONDS)
+    assert pushes.fresh() == (PROGRESS_EVERY_RESULTS, [result] * 5)
+    assert len(pushes.results) == PROGRESS_EVERY_RESULTS + 5
+
+
+def test_a_delivery_s_pushes_reach_redis_in_order_from_a_thread_of_their_own(tmp_path: Path) -> None:
+    """The pusher against a real Redis: 2,000 results at once are pushed while the delivery goes on, from offset 0;
+    the control: fewer than that, within 2 s, are not pushed (the final result carries them)."""
+    import redis as redis_client
+
+    with redis_server(tmp_path / "redis") as server:
+        client = redis_client.Redis.from_url(server.url())
+        few = _Pusher(client, "task-few", 1)
+        for index in range(10):
+            few.add([f"h{index}", "tcp/80", "pass", "open", ""])
+        assert len(few.end()) == 10
+        assert client.llen(progress_key("task-few")) == 0
+
+        many = _Pusher(client, "task-many", 2)
+        for index in range(PROGRESS_EVERY_RESULTS + 5):
+            many.add([f"h{index}", "tcp/80", "pass", "open", ""])
+        give_up = time.monotonic() + 10
+        while client.llen(progress_key("task-many")) == 0 and time.monotonic() < give_up:
+            time.sleep(0.01)
+        assert len(many.end()) == PROGRESS_EVERY_RESULTS + 5
+        entries = [json.loads(entry) for entry in client.lrange(progress_key("task-many"), 0, -1)]
+        assert [entry["attempt"] for entry in entries] == [2]
+        assert entries[0]["from"] == 0 and len(entries[0]["results"]) >= PROGRESS_EVERY_RESULTS
+        assert [row[0] for row in entries[0]["results"]] == [f"h{index}" for index in range(len(entries[0]["results"]))]

@@ -104,21 +104,74 @@ def _announce_finished(sender: Any = None, task_id: str = "", **_: Any) -> None:
 
 
 class ProgressPushes:
-    """A delivery's results as they finish, and when the ones not yet in its progress list are due there: once
-    PROGRESS_EVERY_SECONDS have passed since the last push, or as soon as PROGRESS_EVERY_RESULTS wait."""
+    """A delivery's results as they finish, and when a push of those not yet in its progress list is due: once
+    PROGRESS_EVERY_SECONDS have passed since the last one was due, or as soon as PROGRESS_EVERY_RESULTS more wait."""
 
     def __init__(self, now: float) -> None:
         self.results: list[list[str]] = []
-        self.pushed = 0  # how many of them are in the progress list (the caller counts a push that was stored)
+        self.pushed = 0  # how many of them are in the progress list (counted once a push was stored)
+        self._asked = 0  # how many there were when the last push was due
         self._last = now
 
-    def add(self, result: list[str], now: float) -> tuple[int, list[list[str]]] | None:
-        """Take one more result; the offset and the results to push now, or None when none is due."""
+    def add(self, result: list[str], now: float) -> bool:
+        """Take one more result; whether a push is due now."""
         self.results.append(result)
-        if now - self._last < PROGRESS_EVERY_SECONDS and len(self.results) - self.pushed < PROGRESS_EVERY_RESULTS:
-            return None
-        self._last = now
+        if now - self._last < PROGRESS_EVERY_SECONDS and len(self.results) - self._asked < PROGRESS_EVERY_RESULTS:
+            return False
+        self._last, self._asked = now, len(self.results)
+        return True
+
+    def fresh(self) -> tuple[int, list[list[str]]]:
+        """The results not yet pushed, and the offset of the first of them."""
         return self.pushed, self.results[self.pushed:]
+
+
+class _Pusher:
+    """Appends a delivery's results to its task's progress list from a thread of its own, one push at a time in
+    the order of their offsets. A host's thread that finishes a check only records it: it never waits while another
+    encodes thousands of results and sends them to the broker (32 of them queued behind each push)."""
+
+    def __init__(self, client: Any, task_id: str, attempt: int) -> None:
+        self.pushes = ProgressPushes(time.monotonic())
+        self._client = client
+        self._task_id = task_id
+        self._attempt = attempt
+        self._lock = threading.Lock()
+        self._due = threading.Event()
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name=f"progress-{task_id}", daemon=True)
+        self._thread.start()
+
+    def add(self, result: list[str]) -> None:
+        with self._lock:
+            due = self.pushes.add(result, time.monotonic())
+        if due:
+            self._due.set()
+
+    def end(self, seconds: float = 10.0) -> list[list[str]]:
+        """Stop pushing (a push under way is let finish, for at most `seconds`); every result of the delivery."""
+        self._ended = True
+        self._due.set()
+        self._thread.join(seconds)
+        return self.pushes.results
+
+    def _run(self) -> None:
+        key = progress_key(self._task_id)
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._ended:
+                return
+            with self._lock:
+                offset, fresh = self.pushes.fresh()
+            try:
+                self._client.rpush(key, json.dumps({"attempt": self._attempt, "from": offset, "results": fresh}))
+                self._client.expire(key, RESULTS_KEPT_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - progress is a courtesy; the final result carries the rest
+                _log.debug("task %s: progress not stored (%s)", self._task_id, type(exc).__name__)
+                continue
+            with self._lock:
+                self.pushes.pushed = offset + len(fresh)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,26 +229,10 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
     except (SealingError, ValueError, KeyError):
         return {"error": f"vantage {settings.vantage}: the batch cannot be opened with this worker's queue key",
                 "attempt": deliveries}
-    lock = threading.Lock()
-    progress = progress_key(task_id)
-    pushes = ProgressPushes(time.monotonic())
-    results = pushes.results
+    pusher = _Pusher(client, task_id, deliveries)
 
     def check_done(host: str, result: Any) -> None:
-        with lock:
-            due = pushes.add([host, result.id, result.status.value, result.summary, result.remediation],
-                             time.monotonic())
-            if due is None:
-                return
-            offset, fresh = due
-            # Under the lock, so that pushes stay in the order of their offsets.
-            try:
-                client.rpush(progress, json.dumps({"attempt": deliveries, "from": offset, "results": fresh}))
-                client.expire(progress, RESULTS_KEPT_SECONDS)
-            except Exception as exc:  # noqa: BLE001 - progress is a courtesy; the final result carries the rest
-                _log.debug("task %s: progress not stored (%s)", task_id, type(exc).__name__)
-                return
-            pushes.pushed += len(fresh)
+        pusher.add([host, result.id, result.status.value, result.summary, result.remediation])
 
     pinned = {str(name): tuple(addresses) for name, addresses in job["pinned"].items()}
     _log.info("task %s: vantage %s probing %s", task_id, settings.vantage,
@@ -204,6 +241,8 @@ def _check_batch(task: Task, job: Mapping[str, Any]) -> dict[str, Any]:
         report = probe_inventory(settings.probing, text, pinned, check_done, [str(k) for k in job.get("only", [])])
     except JobFailed as exc:
         return {"error": f"vantage {settings.vantage}: {exc}", "attempt": deliveries}
+    finally:
+        results = pusher.end()
     fields = {"schema_version": json_report.SCHEMA_VERSION, **json_report.run_fields(report.summary)}
     fields["prober"]["vantage"] = settings.vantage
     if settings.egress_address:
