@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import requests
 
+from preflight.service import schema
 from preflight.service.changes import Changes
+from preflight.service.store import NewCheck, Store, make_engine
 from tests.lab import new_secret
 from tests.service_process import ServiceProcess, host, running_service, silent_listener
 
@@ -186,3 +188,34 @@ def test_a_finished_watch_is_forgotten() -> None:
         return changes._watches
 
     assert asyncio.run(scenario()) == {}
+
+
+def test_the_changes_a_thread_commits_while_held_are_told_once_each_at_the_end(tmp_path: Path) -> None:
+    """A real SQLite store: what the queue's collector commits in one round wakes a check's answers once, at the
+    round's end; the control: outside a hold, and on another thread during one, each change is told at once."""
+    store = Store(make_engine(f"sqlite:///{tmp_path / 'service.db'}"))
+    schema.upgrade(store.engine)
+    told: list[str] = []
+    store.on_change = told.append
+
+    def new_check() -> str:
+        return store.create_check(NewCheck(
+            ticket="T-held", contact="", source="api", submitted_by="test", client_address="127.0.0.1",
+            product="pbxware", targets=[("pbx", "127.0.0.2")], total=2, sealed_inventory=b"sealed", vantages=[],
+            egress_address="",
+        ))  # fmt: skip
+
+    first, second = new_check(), new_check()
+    claimed = store.claim_next()
+    assert claimed is not None and claimed.id == first and told == [first]
+    told.clear()
+    with store.changes_held():
+        store.add_results([(first, "pbx", "tcp/2020", "pass", "open", "")])
+        store.add_results([(first, "pbx", "tcp/80", "pass", "open", "")])
+        store.claim_next()
+        assert told == []
+        other = threading.Thread(target=store.finish, args=(first, "ready", "{}", "sig"))
+        other.start()
+        other.join(30)
+        assert told == [first]  # another thread's change is not held
+    assert told == [first, first, second]

@@ -460,8 +460,11 @@ class QueueJobs:
     def collect_once(self) -> None:
         """One round of collecting: what came back is stored, written into its report, and signed when complete."""
         try:
-            for check_id in self._poll():
-                self._advance(check_id)
+            # A check's waiting answers are woken once per round: when its last batch is back and it is signed, with
+            # the verdict (woken by its results first, each would ask again while the report was being written).
+            with self.settings.store.changes_held():
+                for check_id in self._poll():
+                    self._advance(check_id)
         except Exception as exc:  # noqa: BLE001 - the broker or database is away: try again shortly
             self._broker_down(exc)
         finally:

@@ -242,6 +242,31 @@ class Store:
         # Told the id of a check whose state or progress changed, once that is committed (answers that wait for a
         # change are woken by it: preflight.service.changes).
         self.on_change: Callable[[str], None] = _unheard
+        self._held = threading.local()
+
+    @contextmanager
+    def changes_held(self) -> Iterator[None]:
+        """The changes this thread commits inside are told at the end, once per check: a round of the queue's
+        collector that stores a check's last results and finishes it wakes each waiting answer once, with the
+        verdict, rather than first with the results and again while the report is being written."""
+        if getattr(self._held, "checks", None) is not None:
+            yield
+            return
+        held: dict[str, None] = {}
+        self._held.checks = held
+        try:
+            yield
+        finally:
+            self._held.checks = None
+            for check_id in held:
+                self.on_change(check_id)
+
+    def _changed(self, check_id: str) -> None:
+        held = getattr(self._held, "checks", None)
+        if held is None:
+            self.on_change(check_id)
+        else:
+            held[check_id] = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -319,7 +344,7 @@ class Store:
             row.state = RUNNING
             row.started_at = utc_now()
             row.attempts += 1
-        self.on_change(row.id)
+        self._changed(row.id)
         return row
 
     def claim_queued(self, max_hosts: int) -> list[CheckRow]:
@@ -355,7 +380,7 @@ class Store:
             ))
             rows = {row.id: row for row in session.scalars(select(CheckRow).where(CheckRow.id.in_(claimed)))}
         for check_id in rows:
-            self.on_change(check_id)
+            self._changed(check_id)
         return [rows[check_id] for check_id in chosen if check_id in rows]
 
     def targets_of(self, check_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
@@ -387,7 +412,7 @@ class Store:
             for check_id, count in counts.items():
                 session.execute(update(CheckRow).where(CheckRow.id == check_id).values(done=CheckRow.done + count))
         for check_id in counts:
-            self.on_change(check_id)
+            self._changed(check_id)
 
     def record_probes(self, probes: Sequence[tuple[str, str]]) -> None:
         """Addresses about to be probed, (check id, address) each, in one commit."""
@@ -419,7 +444,7 @@ class Store:
                     error=None,
                 )
             )
-        self.on_change(check_id)
+        self._changed(check_id)
 
     def fail(self, check_id: str, reason: str) -> None:
         with self.session() as session:
@@ -428,7 +453,7 @@ class Store:
                 .where(CheckRow.id == check_id)
                 .values(state=FAILED, error=reason, finished_at=utc_now(), sealed_inventory=None)
             )
-        self.on_change(check_id)
+        self._changed(check_id)
 
     def requeue_unfinished(self, max_attempts: int) -> tuple[int, int]:
         """After a restart: checks that were running go back to the queue, or fail once out of attempts."""
@@ -516,7 +541,7 @@ class Store:
                 return
             session.execute(update(CheckRow).where(CheckRow.id == row.check_id)
                             .values(done=CheckRow.done + len(fresh) - removed))
-        self.on_change(job.check_id)
+        self._changed(job.check_id)
 
     def job_ended(self, task_id: str, *, result_json: str | None = None, error: str | None = None) -> None:
         with self.session() as session:
